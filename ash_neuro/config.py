@@ -1,0 +1,288 @@
+"""Typed, validated run configuration.
+
+`configs/*.yaml` are parsed into the dataclasses below. A YAML file may name a `base:` file
+(relative to itself) whose values it overrides, so variants are small diffs, not copies.
+Command-line overrides are `dotted.key=value` (the value is parsed as YAML). Unknown keys and
+wrong types are one-line `ConfigError`s naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from ash_neuro.errors import ConfigError
+
+
+@dataclass
+class WorldConfig:
+    """The procedural vision-language world (the embedded default data set)."""
+
+    path: str = "data/world.h5"
+    seed: int = 0
+    image_size: int = 64
+    n_train: int = 10000
+    n_val: int = 1000
+    n_test: int = 1000
+    n_compositional: int = 1000
+    min_objects: int = 1
+    max_objects: int = 6
+    captions_per_image: int = 5
+    questions_per_image: int = 6
+    hypotheses_per_image: int = 3
+    refexps_per_image: int = 2
+    nlvr_per_pair: int = 2
+    vocab_size: int = 600
+    workers: int = 2
+
+
+@dataclass
+class VisualConfig:
+    """Visual concrete encoder (ANN, ViT-style): patches to continuous tokens."""
+
+    patch_size: int = 8
+    dim: int = 128
+    depth: int = 2
+    heads: int = 4
+    mlp_ratio: float = 2.0
+
+
+@dataclass
+class SpikingConfig:
+    """Semantic abstract encoder (Norse SNN): visual features as currents over T steps."""
+
+    time_steps: int = 4
+    hidden_dims: list[int] = field(default_factory=lambda: [256])
+    out_dim: int = 128
+    encoding: Literal["current", "poisson"] = "current"
+    tau_mem_inv: float = 100.0
+    v_th: float = 1.0
+    dt: float = 1e-3
+    surrogate_alpha: float = 100.0
+    input_gain: float = 10.0
+
+
+@dataclass
+class TextConfig:
+    """Text encoder: a BERT-style `transformers` model built from config (no download)."""
+
+    kind: Literal["bert", "minilm"] = "bert"
+    dim: int = 128
+    depth: int = 2
+    heads: int = 4
+    max_len: int = 32
+
+
+@dataclass
+class FusionConfig:
+    """Fusion encoder: text self-attention plus cross-attention to visual tokens."""
+
+    depth: int = 2
+    heads: int = 4
+
+
+@dataclass
+class ModelConfig:
+    hybrid: bool = True
+    embed_dim: int = 64
+    visual: VisualConfig = field(default_factory=VisualConfig)
+    spiking: SpikingConfig = field(default_factory=SpikingConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+
+
+@dataclass
+class LossConfig:
+    """Loss weights (0 switches a loss off) and their hyper-parameters."""
+
+    itc: float = 1.0
+    itm: float = 1.0
+    mlm: float = 1.0
+    spike_contrastive: float = 0.5
+    stua: float = 0.5
+    spike_rate: float = 0.1
+    temperature: float = 0.07
+    mask_prob: float = 0.15
+    hard_negative_weight: float = 2.0
+    hard_negatives: int = 4
+    target_rate: float = 0.1
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    epochs: int = 1
+    max_steps: int = 0
+    batch_size: int = 64
+    lr: float = 3e-4
+    weight_decay: float = 0.02
+    warmup_steps: int = 50
+    grad_clip: float = 1.0
+    num_workers: int = 0
+    log_every: int = 10
+    ckpt_every: int = 100
+    eval_limit: int = 1000
+    threads: int = 0
+
+
+@dataclass
+class Config:
+    world: WorldConfig = field(default_factory=WorldConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against the annotation `tp`; return it converted (int -> float only)."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return _build(tp, value, key)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item_tp,) = typing.get_args(tp)[:1]
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(tp):
+            try:
+                return _coerce(value, option, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: {value!r} does not match {_type_name(tp)}")
+    if tp is type(None):
+        if value is not None:
+            raise ConfigError(f"{key}: expected null, got {value!r}")
+        return None
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):
+        # PyYAML (YAML 1.1) reads "1e-3" as a string: accept what float() accepts
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if tp is bool and not isinstance(value, bool):
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp in (int, float, str) and (not isinstance(value, tp) or isinstance(value, bool)):
+        raise ConfigError(f"{key}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _build(cls: type, data: dict, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        full = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            raise ConfigError(
+                f"unknown config key '{full}'; valid keys here: {', '.join(sorted(names))}"
+            )
+        kwargs[key] = _coerce(value, hints[key], full)
+    return cls(**kwargs)
+
+
+def _deep_merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found; pass an existing file to --config")
+    if path.resolve() in seen:
+        raise ConfigError(f"config {path} includes itself through 'base:'")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(
+            f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    base = data.pop("base", None)
+    if base is not None:
+        data = _deep_merge(_read_yaml(path.parent / base, (*seen, path.resolve())), data)
+    return data
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    """Turn ["train.lr=1e-3", "model.hybrid=false"] into a nested dict."""
+    nested: dict = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override '{item}' is not key=value (e.g. train.lr=1e-3)")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        node = nested
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config (following `base:`), apply overrides, validate into a `Config`."""
+    data = _read_yaml(Path(path)) if path is not None else {}
+    data = _deep_merge(data, parse_overrides(overrides or []))
+    return config_from_dict(data)
+
+
+def config_from_dict(data: dict) -> Config:
+    cfg = _build(Config, data, "")
+    _check_consistency(cfg)
+    return cfg
+
+
+def config_to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def _check_consistency(cfg: Config) -> None:
+    v = cfg.model.visual
+    if cfg.world.image_size % v.patch_size:
+        raise ConfigError(
+            f"model.visual.patch_size={v.patch_size} must divide world.image_size="
+            f"{cfg.world.image_size}"
+        )
+    for key, dim, heads in (
+        ("model.visual", v.dim, v.heads),
+        ("model.text", cfg.model.text.dim, cfg.model.text.heads),
+        ("model.fusion", cfg.model.text.dim, cfg.model.fusion.heads),
+    ):
+        if dim % heads:
+            raise ConfigError(f"{key}.heads={heads} must divide the width {dim}")
+    if cfg.model.spiking.time_steps < 1:
+        raise ConfigError("model.spiking.time_steps must be at least 1")
+    if not 1 <= cfg.world.min_objects <= cfg.world.max_objects <= 6:
+        raise ConfigError("world.min_objects/max_objects must satisfy 1 <= min <= max <= 6")

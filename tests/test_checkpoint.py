@@ -1,0 +1,54 @@
+"""Checkpoints are atomic, safe to load, and reject foreign or corrupt files in one line."""
+
+import pickle
+
+import pytest
+import torch
+
+from ash_neuro.checkpoint import load_checkpoint, save_checkpoint
+from ash_neuro.errors import CheckpointError
+
+
+def test_round_trip(tmp_path):
+    path = save_checkpoint({"model": {"w": torch.ones(2)}, "step": 3}, tmp_path / "ckpt.pt")
+    state = load_checkpoint(path)
+    assert state["step"] == 3 and torch.equal(state["model"]["w"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temp file left
+
+
+def test_failed_write_keeps_previous_checkpoint(tmp_path):
+    path = save_checkpoint({"step": 1}, tmp_path / "ckpt.pt")
+    with pytest.raises((pickle.PicklingError, AttributeError)):
+        save_checkpoint({"step": 2, "bad": lambda: None}, path)
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
+
+
+class Payload:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"not a checkpoint at all", "not a readable ash-neuro checkpoint"),
+        (None, "was not written by ash-neuro"),
+        ("pickle", "not loaded for safety"),
+    ],
+)
+def test_bad_files_are_one_line_errors(tmp_path, content, message):
+    path = tmp_path / "ckpt.pt"
+    if content is None:
+        torch.save({"state_dict": {}}, path)  # e.g. another program's checkpoint
+    elif content == "pickle":
+        torch.save({"format": "ash-neuro-checkpoint", "obj": Payload()}, path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "none.pt")
