@@ -1,0 +1,103 @@
+"""A BERT-style WordPiece tokenizer trained on the world's own text (no download).
+
+The tokenizer lies beside the world file (`data/world.h5` -> `data/world.tokenizer.json`) and
+loads as a `transformers.PreTrainedTokenizerFast` whose special tokens are [PAD]=0, [UNK]=1,
+[CLS]=2, [SEP]=3, [MASK]=4; encoding adds [CLS] ... [SEP] like BERT.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+from ash_neuro.errors import AshError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+MODEL_MAX_LENGTH = 512
+
+
+def tokenizer_path_for(world_path: str | Path) -> Path:
+    """Where the tokenizer of a world file lives: `<stem>.tokenizer.json` beside it."""
+    world_path = Path(world_path)
+    return world_path.with_name(world_path.stem + ".tokenizer.json")
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Tokenizer:
+    """Fit a BERT-style WordPiece tokenizer (lower-casing, accent stripping) to `texts`.
+
+    The vocabulary is the special tokens, every character (word-initial and `##` continuation,
+    so that no word is ever [UNK]), then whole words by descending corpus count (ties
+    alphabetical) up to `vocab_size`. We count with the tokenizer's own normaliser and
+    pre-tokeniser instead of `WordPieceTrainer` because that trainer numbers tokens in hash-map
+    order, so the same corpus gives different ids in every process; the world's closed,
+    template-made language needs whole words, not learned merges.
+    """
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    counts: Counter[str] = Counter()
+    for text in texts:
+        words = pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
+        counts.update(word for word, _ in words)
+    chars = sorted({c for word in counts for c in word})
+    vocab = list(SPECIAL_TOKENS) + chars + [f"##{c}" for c in chars]
+    if len(vocab) > vocab_size:
+        raise AshError(
+            f"world.vocab_size={vocab_size} cannot hold the {len(vocab)} special and character "
+            "tokens of the corpus; raise it"
+        )
+    known = set(vocab)
+    ranked = sorted((w for w in counts if w not in known), key=lambda w: (-counts[w], w))
+    vocab += ranked[: vocab_size - len(vocab)]
+    tokenizer = Tokenizer(
+        models.WordPiece({token: i for i, token in enumerate(vocab)}, unk_token="[UNK]")
+    )
+    tokenizer.normalizer = normalizer
+    tokenizer.pre_tokenizer = pre_tokenizer
+    tokenizer.decoder = decoders.WordPiece()
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    return tokenizer
+
+
+def save_tokenizer(tokenizer: Tokenizer, path: str | Path) -> None:
+    """Write atomically (a temporary file renamed into place)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tokenizer.save(str(tmp))
+    os.replace(tmp, path)
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
+    # imported here: transformers takes seconds to import and the generator CLI never needs it
+    from transformers import PreTrainedTokenizerFast
+
+    path = Path(path)
+    if not path.is_file():
+        raise AshError(
+            f"tokenizer file {path} not found; it is written beside the world file by "
+            "`python -m ash_neuro.data.generate` (or `make world`)"
+        )
+    try:
+        return PreTrainedTokenizerFast(
+            tokenizer_file=str(path),
+            pad_token="[PAD]",
+            unk_token="[UNK]",
+            cls_token="[CLS]",
+            sep_token="[SEP]",
+            mask_token="[MASK]",
+            model_max_length=MODEL_MAX_LENGTH,
+        )
+    except Exception as exc:  # tokenizers raises a bare Exception on malformed JSON
+        raise AshError(f"{path} is not a readable tokenizer file ({exc})") from None

@@ -1,0 +1,63 @@
+"""Shared fixtures: a tiny procedural world generated once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ash_neuro.config import Config, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A world and a model small enough for the test suite (seconds per run on 2 CPU cores).
+TINY_WORLD = [
+    "world.n_train=96",
+    "world.n_val=24",
+    "world.n_test=24",
+    "world.n_compositional=24",
+    "world.workers=1",
+    "world.image_size=32",
+]
+TINY_MODEL = [
+    "model.embed_dim=16",
+    "model.visual.patch_size=8",
+    "model.visual.dim=32",
+    "model.visual.depth=1",
+    "model.visual.heads=2",
+    "model.spiking.hidden_dims=[32]",
+    "model.spiking.out_dim=16",
+    "model.spiking.time_steps=3",
+    "model.text.dim=32",
+    "model.text.depth=1",
+    "model.text.heads=2",
+    "model.text.max_len=24",
+    "model.fusion.depth=1",
+    "model.fusion.heads=2",
+]
+TINY_TRAIN = [
+    "train.batch_size=16",
+    "train.device=cpu",
+    "train.threads=1",
+    "train.warmup_steps=2",
+    "train.log_every=1",
+    "train.eval_limit=24",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory) -> Path:
+    """Path of a tiny world HDF5 (its tokenizer lies beside it)."""
+    from ash_neuro.data.generate import generate_world
+
+    path = tmp_path_factory.mktemp("world") / "world.h5"
+    cfg = load_config(ROOT / "configs" / "default.yaml", TINY_WORLD + [f"world.path={path}"])
+    generate_world(cfg.world, path)
+    return path
+
+
+@pytest.fixture
+def tiny_config(tiny_world) -> Config:
+    """The default config shrunk to the tiny world and a tiny model."""
+    overrides = TINY_WORLD + TINY_MODEL + TINY_TRAIN + [f"world.path={tiny_world}"]
+    return load_config(ROOT / "configs" / "default.yaml", overrides)
