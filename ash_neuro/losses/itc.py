@@ -1,0 +1,36 @@
+"""ITC: image-text contrastive loss (ALBEF, without the momentum queue).
+
+Logits are cosine similarities of unit embeddings divided by the learnable temperature (which
+lives in `ASHNet.itc` and is clamped there to ALBEF's 0.001..0.5). The loss is the mean of the
+image-to-text and text-to-image cross-entropies; with `image_ids`, every caption of the same
+image in the batch is a positive (uniform soft targets), not a negative.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from ash_neuro.losses.targets import positive_mask, soft_cross_entropy
+
+
+def image_text_logits(image_embed: Tensor, text_embed: Tensor, temperature: Tensor) -> Tensor:
+    """`(B, E)` x `(B, E)` unit embeddings -> image-to-text logits `(B, B)`."""
+    return image_embed @ text_embed.T / temperature
+
+
+def itc_loss_from_logits(logits_i2t: Tensor, image_ids: Tensor | None = None) -> Tensor:
+    """Symmetric ITC cross-entropy of image-to-text logits `(B, B)` (row i: image i)."""
+    positives = positive_mask(logits_i2t.shape[0], image_ids, logits_i2t.device)
+    i2t = soft_cross_entropy(logits_i2t, positives)
+    t2i = soft_cross_entropy(logits_i2t.T, positives.T)
+    return (i2t + t2i) / 2
+
+
+def itc_loss(
+    image_embed: Tensor,
+    text_embed: Tensor,
+    temperature: Tensor | float,
+    image_ids: Tensor | None = None,
+) -> Tensor:
+    """ITC loss of unit embeddings `(B, E)`, pair i = (image i, text i)."""
+    return itc_loss_from_logits(image_text_logits(image_embed, text_embed, temperature), image_ids)

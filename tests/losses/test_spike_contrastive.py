@@ -1,0 +1,82 @@
+"""Spatio-temporal spike contrast: time steps and views of one image are positives."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ash_neuro.losses.spike_contrastive import pool_spikes, spike_contrastive_loss
+
+
+def image_spikes(batch=6, time=4, tokens=5, dim=32, rate=0.3, seed=0):
+    """Each image fires its own random pattern, the same at every step."""
+    g = torch.Generator().manual_seed(seed)
+    pattern = (torch.rand(batch, tokens, dim, generator=g) < rate).float()
+    return pattern.unsqueeze(0).expand(time, -1, -1, -1)
+
+
+def test_closed_form_for_two_orthogonal_images():
+    # B=2, T=2: image 0 is e0 at both steps, image 1 is e1. For each anchor: one positive
+    # (sim 1), two negatives (sim 0).
+    reps = torch.zeros(2, 2, 4)
+    reps[:, 0, 0] = 1.0
+    reps[:, 1, 1] = 1.0
+    tau = 0.5
+    plain = -math.log(math.exp(1 / tau) / (math.exp(1 / tau) + 2))
+    assert spike_contrastive_loss(reps, temperature=tau).item() == pytest.approx(plain, rel=1e-5)
+    # the hardest negative (either; both have sim 0) weighted 3: denominator e^2 + 3 + 1
+    hard = -math.log(math.exp(1 / tau) / (math.exp(1 / tau) + 4))
+    loss = spike_contrastive_loss(reps, temperature=tau, hard_negatives=1, hard_negative_weight=3)
+    assert loss.item() == pytest.approx(hard, rel=1e-5)
+
+
+def test_aligned_spikes_cost_less_than_shuffled():
+    spikes = image_spikes()
+    view = image_spikes()  # the augmented view fires like the original
+    aligned = spike_contrastive_loss(spikes, view, temperature=0.1)
+    # every time step shows another image: the "same image" positives disagree
+    shuffled = torch.stack([spikes[t, torch.roll(torch.arange(6), t)] for t in range(4)])
+    assert spike_contrastive_loss(shuffled, view, temperature=0.1) > aligned + 1.0
+
+
+def test_hard_negatives_weigh_more():
+    torch.manual_seed(0)
+    spikes = (torch.rand(4, 8, 5, 16) < 0.3).float()
+    plain = spike_contrastive_loss(spikes, temperature=0.1)
+    hard = spike_contrastive_loss(spikes, temperature=0.1, hard_negatives=3, hard_negative_weight=2)
+    assert hard > plain
+    same = spike_contrastive_loss(spikes, temperature=0.1, hard_negatives=3, hard_negative_weight=1)
+    torch.testing.assert_close(same, plain)
+
+
+def test_image_ids_make_duplicates_positives():
+    spikes = image_spikes(batch=4)
+    spikes = spikes[:, [0, 0, 1, 2]]  # items 0 and 1 are the same image
+    ids = torch.tensor([5, 5, 6, 7])
+    hard = {"temperature": 0.1, "hard_negatives": 1, "hard_negative_weight": 5.0}
+    # without ids the duplicate is every anchor's hardest "negative" (similarity 1)
+    with_ids = spike_contrastive_loss(spikes, image_ids=ids, **hard)
+    assert with_ids < spike_contrastive_loss(spikes, **hard) - 0.1
+
+
+def test_windows_pool_consecutive_steps():
+    spikes = torch.arange(5.0).view(5, 1, 1, 1).expand(5, 2, 3, 4)
+    pooled = pool_spikes(spikes, window=2)
+    assert pooled.shape == (3, 2, 4)
+    torch.testing.assert_close(pooled[:, 0, 0], torch.tensor([0.5, 2.5, 4.0]))
+    assert pool_spikes(spikes[:, :, 0]).shape == (5, 2, 4)
+
+
+def test_one_representation_per_image_is_refused():
+    with pytest.raises(ValueError, match="two views"):
+        spike_contrastive_loss(torch.ones(1, 3, 4, 5))
+    assert torch.isfinite(spike_contrastive_loss(torch.rand(1, 3, 4, 5), torch.rand(1, 3, 4, 5)))
+
+
+def test_gradient_reaches_both_views():
+    a = torch.rand(3, 4, 5, 6, requires_grad=True)
+    b = torch.rand(3, 4, 5, 6, requires_grad=True)
+    spike_contrastive_loss(a, b, hard_negatives=2, hard_negative_weight=2).backward()
+    assert a.grad.abs().sum() > 0 and b.grad.abs().sum() > 0

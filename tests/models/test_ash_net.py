@@ -1,0 +1,77 @@
+"""The assembled ASH-Net from `build_model`: hybrid and ANN-only."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from norse.torch import LIFBoxCell
+
+from ash_neuro.models.ash_net import ASHNet
+from ash_neuro.models.factory import build_model
+
+VOCAB = 40
+
+
+def test_build_model_follows_the_config(tiny_cfg):
+    model = build_model(tiny_cfg, vocab_size=VOCAB, pad_token_id=0)
+    assert isinstance(model, ASHNet) and model.hybrid
+    assert model.visual_concrete_encoder.image_size == tiny_cfg.world.image_size
+    assert model.text_encoder.model.config.vocab_size == VOCAB
+    assert model.itc.temperature().item() == pytest.approx(tiny_cfg.loss.temperature)
+
+
+def test_hybrid_outputs_have_the_documented_shapes(tiny_cfg, batch):
+    model = build_model(tiny_cfg, VOCAB)
+    visual = model.encode_image(batch["image"])
+    n = model.visual_concrete_encoder.n_tokens  # 1 + (16 / 8)^2 = 5
+    spiking = tiny_cfg.model.spiking
+    assert visual.ann_tokens.shape == (6, n, 16)
+    assert visual.tokens.shape == (6, 2 * n, 16)
+    assert visual.spikes.shape == (spiking.time_steps, 6, n, spiking.out_dim)
+    assert set(visual.spikes.unique().tolist()) <= {0.0, 1.0}
+    assert list(visual.spike_rates) == ["lif1", "lif2"]
+    assert visual.image_embed.shape == visual.spike_embed.shape == (6, 8)
+    text = model.encode_text(batch["text_ids"], batch["text_mask"])
+    assert text.hidden.shape == (6, 10, 16) and text.text_embed.shape == (6, 8)
+    fused = model.fuse(text.hidden, batch["text_mask"], visual.tokens)
+    assert fused.shape == (6, 10, 16)
+    assert model.itm(fused[:, 0]).shape == (6, 2)
+    assert model.mlm(fused).shape == (6, 10, VOCAB)
+
+
+def test_the_image_embedding_depends_on_the_spiking_path(tiny_cfg, batch):
+    torch.manual_seed(0)
+    model = build_model(tiny_cfg, VOCAB)
+    before = model.encode_image(batch["image"]).image_embed
+    with torch.no_grad():
+        model.adapter.spike_proj.weight.mul_(3.0)
+    after = model.encode_image(batch["image"]).image_embed
+    assert not torch.allclose(before, after)
+
+
+def test_ann_only_has_no_spiking_parameter_or_layer(tiny_cfg, ann_only_cfg, batch):
+    model = build_model(ann_only_cfg, VOCAB)
+    assert not model.hybrid and model.semantic_abstract_encoder is None
+    assert not any(isinstance(m, LIFBoxCell) for m in model.modules())
+    names = [name for name, _ in model.named_parameters()]
+    assert not [n for n in names if "spike" in n or "semantic_abstract" in n]
+    visual = model.encode_image(batch["image"])
+    assert visual.spikes is None and visual.spike_embed is None and visual.spike_rates == {}
+    assert visual.tokens.shape == (6, model.visual_concrete_encoder.n_tokens, 16)
+    hybrid = build_model(tiny_cfg, VOCAB)
+    spiking = {n for n, _ in hybrid.named_parameters()} - set(names)
+    assert spiking and all("spike" in n or "semantic_abstract" in n for n in spiking)
+
+
+def test_one_text_embedding_table_in_the_weights(tiny_cfg):
+    """The NIR export reads the vocabulary size off the single *word_embeddings.weight."""
+    state = build_model(tiny_cfg, VOCAB).state_dict()
+    tables = [k for k in state if k.endswith("word_embeddings.weight")]
+    assert len(tables) == 1 and state[tables[0]].shape[0] == VOCAB
+
+
+def test_semantic_abstract_encoder_is_reachable_for_export(tiny_cfg):
+    model = build_model(tiny_cfg, VOCAB)
+    network = model.semantic_abstract_encoder.network
+    assert {type(m) for m in network} == {torch.nn.Linear, LIFBoxCell}
+    assert network[0].in_features == tiny_cfg.model.visual.dim
