@@ -1,0 +1,154 @@
+"""`python export/to_nir.py`: a checkpoint's spiking encoder to NIR, and one-line errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nir
+import pytest
+import torch
+
+from ash_neuro.checkpoint import load_checkpoint, save_checkpoint
+from ash_neuro.config import config_to_dict, load_config
+from ash_neuro.models.factory import build_model
+from ash_neuro.models.semantic_abstract_encoder import ENCODINGS as MODEL_ENCODINGS
+from ash_neuro.nir_export import ENCODINGS, read_contract, sidecar_path
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "export" / "to_nir.py"
+# The encoder's real structure at a size that builds in well under a second.
+TINY = [
+    "world.image_size=16",
+    "model.embed_dim=8",
+    "model.visual.patch_size=8",
+    "model.visual.dim=16",
+    "model.visual.depth=1",
+    "model.visual.heads=2",
+    "model.spiking.hidden_dims=[24]",
+    "model.spiking.out_dim=12",
+    "model.spiking.time_steps=5",
+    "model.text.dim=16",
+    "model.text.depth=1",
+    "model.text.heads=2",
+    "model.fusion.depth=1",
+    "model.fusion.heads=2",
+]
+
+
+def make_checkpoint(path: Path, *overrides: str) -> Path:
+    cfg = load_config(ROOT / "configs" / "default.yaml", [*TINY, *overrides])
+    torch.manual_seed(0)
+    model = build_model(cfg, vocab_size=40, pad_token_id=0)
+    state = {
+        "config": config_to_dict(cfg),
+        "model": model.state_dict(),
+        "tokenizer": str(path.parent / "absent-tokenizer.json"),
+    }
+    return save_checkpoint(state, path)
+
+
+def load_cli():
+    spec = importlib.util.spec_from_file_location("to_nir_cli", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, cwd=ROOT
+    )
+
+
+def test_cli_exports_and_verifies_a_checkpoint(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "run" / "ckpt.pt", "model.spiking.encoding=poisson")
+    result = run_cli(str(ckpt))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    out = result.stdout
+    assert "nodes: Input, Affine x2, LIF x2, Output" in out
+    assert "norse.from_nir of the written file vs the encoder: 100.00% of output spikes" in out
+    assert "NIR's equations (NumPy, forward Euler) vs the encoder: 100.00%" in out
+    assert "through the checkpoint's visual encoder and its 'poisson' input encoding" in out
+    assert "export time:" in out
+    path = ckpt.parent / "encoder.nir"  # the default output lies beside the checkpoint
+    contract = read_contract(path)
+    assert (contract.time_steps, contract.dt, contract.input_encoding) == (5, 1e-3, "poisson")
+    assert (contract.in_dim, contract.out_dim, contract.layer_sizes) == (16, 12, (24, 12))
+    assert contract.tokens_per_image == 1 + (16 // 8) ** 2
+    assert json.loads(sidecar_path(path).read_text())["dt"] == 1e-3
+    graph = nir.read(path)
+    assert list(graph.nodes["input"].input_type["input"]) == [16]
+    assert list(graph.nodes["output"].output_type["output"]) == [12]
+
+
+def test_missing_checkpoint_is_one_line_without_traceback(tmp_path):
+    result = run_cli(str(tmp_path / "none.pt"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: checkpoint") and "not found" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+class Payload:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("corrupt", "is not a readable ash-neuro checkpoint"),
+        ("foreign", "was not written by ash-neuro"),
+        ("pickle", "not loaded for safety"),
+        ("ann_only", "this checkpoint has no spiking encoder (model.hybrid=false)"),
+        ("other_code", "network.0.weight has shape (24, 16); its config builds (20, 16)"),
+        ("output_dir", "cannot write"),
+    ],
+)
+def test_bad_inputs_are_one_line_errors(kind, message, tmp_path, capsys):
+    ckpt, args = tmp_path / "ckpt.pt", []
+    if kind == "corrupt":
+        ckpt.write_bytes(b"\x00 not a checkpoint")
+    elif kind == "foreign":
+        torch.save({"state_dict": {}}, ckpt)
+    elif kind == "pickle":
+        torch.save({"format": "ash-neuro-checkpoint", "version": 1, "obj": Payload()}, ckpt)
+    elif kind == "ann_only":
+        make_checkpoint(ckpt, "model.hybrid=false")
+    elif kind == "other_code":  # weights of a 24-wide layer under a config asking for 20
+        state = load_checkpoint(make_checkpoint(ckpt))
+        state["config"]["model"]["spiking"]["hidden_dims"] = [20]
+        save_checkpoint(state, ckpt)
+    else:
+        make_checkpoint(ckpt)
+        args = ["-o", str(tmp_path)]
+    with pytest.raises(SystemExit) as info:
+        load_cli().main([str(ckpt), *args])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_a_graph_that_does_not_reproduce_the_encoder_exits_1(tmp_path, capsys, monkeypatch):
+    import ash_neuro.nir_export as nir_export
+
+    original = nir_export.run_from_nir
+
+    def run_skewed(graph, x, dt):
+        spikes = original(graph, x, dt)
+        spikes["output"] = 1 - spikes["output"]
+        return spikes
+
+    monkeypatch.setattr(nir_export, "run_from_nir", run_skewed)
+    ckpt = make_checkpoint(tmp_path / "ckpt.pt")
+    assert load_cli().main([str(ckpt)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: norse.from_nir of the written graph agrees") and "not 100%" in err
+    assert not (tmp_path / "encoder.nir").exists()
+
+
+def test_contract_knows_every_input_encoding_of_the_model():
+    assert set(ENCODINGS) == set(MODEL_ENCODINGS)
