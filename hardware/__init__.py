@@ -1,0 +1,13 @@
+"""The Lava side of the deployment harness: NIR graphs on Lava's Loihi 2 simulator.
+
+Runs in its own environment (`.venv-lava`, Python 3.10, `make lava-env`); the main
+environment reaches it only through `hardware.runner`, which imports neither Lava nor this
+package's other modules. The parts, each swappable:
+
+- graph.py     NIR file -> `LavaPlan` (plan.py): populations, connections, latencies
+- mapping.py   NIR neuron equations -> Lava LIF parameters (the derivation lives there)
+- quantize.py  floating-point plan -> Loihi integers (fixed_pt)
+- lava_network.py  plan -> lava-nc processes, streamed over all samples
+- supervise.py     watchdog and clean kill of Lava's worker processes
+- simulate.py      the command line; runner.py the main-environment caller
+"""

@@ -1,0 +1,115 @@
+"""The Lava network a NIR graph becomes, as plain data: what to build, not how to run it.
+
+`graph.lower` writes a `LavaPlan` in Lava's floating-point units; `quantize.quantize_for_loihi`
+rewrites it in Loihi's integers; `lava_network.run_plan` turns either into Lava processes. No
+module here imports Lava, so the plan can be built, checked and priced (energy model) anywhere.
+
+Time. Every layer is one Lava `LIFReset` fed by one `Dense`/`Sparse` process per source, and a
+Dense hop delivers at step s what its source sent at step s-1. A layer's `latency` is how many
+steps its Lava output lags the reference (NIR forward Euler with no delay inside a step): its
+spikes for step t of a sample stream out at global step `sample * T + t + latency`. Samples are
+streamed back to back; each layer clears its state at the first step of its own window, so
+sample boundaries pipeline through the network and a run takes `samples * T + depth` steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from ash_neuro.errors import AshError
+
+# Source name of a connection fed by a constant 1 every step (a current into Lava's `u`).
+CONSTANT = "<constant>"
+MODES = ("floating_pt", "fixed_pt")
+
+Matrix = np.ndarray | sparse.csr_matrix
+
+
+class DeployError(AshError):
+    """A graph, parameter or data file the Lava harness cannot run; one line naming the cause."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Synapses from `source` (the graph input, a layer, or CONSTANT) into a layer.
+
+    `weight` is (post neurons, pre neurons), flattened in C order, already multiplied by the
+    post layer's input gain; dense weights become a Lava `Dense`, sparse ones a `Sparse`.
+    `weight_exp` is Loihi's shared weight exponent (fixed_pt only; effective weight
+    `weight * 2**weight_exp`).
+    """
+
+    source: str
+    weight: Matrix
+    weight_exp: int = 0
+
+
+@dataclass(frozen=True)
+class NeuronLayer:
+    """One NIR neuron node as a Lava LIF population, in Lava's parameters (see mapping.py).
+
+    In floating_pt units the threshold is 1 and potentials are measured from v_reset in units
+    of (v_threshold - v_reset); fixed_pt holds Loihi's integers (`bias_exp` per neuron).
+    `clear_input_at_window_start`: the layer's current must not see its sources' last step of
+    the previous sample (CubaLIF, whose current lags its input by one step), so the pending
+    activation of each incoming connection is zeroed before the window starts.
+    """
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    du: float
+    dv: float
+    vth: float
+    bias_mant: np.ndarray
+    inputs: tuple[Connection, ...]
+    latency: int
+    clear_input_at_window_start: bool = False
+    bias_exp: np.ndarray | int = 0
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+@dataclass(frozen=True)
+class LavaPlan:
+    """A NIR graph as Lava populations in topological order, one input and one output.
+
+    `input_scale`: fixed_pt multiplies (and rounds) the input stream by it to make graded
+    integer spikes; None in floating_pt.
+    """
+
+    input_name: str
+    input_shape: tuple[int, ...]
+    output_layer: str
+    output_shape: tuple[int, ...]
+    layers: tuple[NeuronLayer, ...]
+    dt: float
+    mode: str = "floating_pt"
+    input_scale: float | None = None
+
+    @property
+    def input_size(self) -> int:
+        return int(np.prod(self.input_shape))
+
+    @property
+    def depth(self) -> int:
+        """Extra steps the run needs after the last sample for every layer to finish it."""
+        return max(layer.latency for layer in self.layers)
+
+    def layer(self, name: str) -> NeuronLayer:
+        return next(layer for layer in self.layers if layer.name == name)
+
+    def encode_input(self, currents: np.ndarray) -> np.ndarray:
+        """The stream the Lava input process sends: graded integers in fixed_pt."""
+        if self.input_scale is None:
+            return currents
+        return np.rint(currents * self.input_scale)
+
+    def replace(self, **changes) -> LavaPlan:
+        return dataclasses.replace(self, **changes)

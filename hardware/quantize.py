@@ -1,0 +1,216 @@
+"""Floating-point plan -> Loihi integers for Lava's bit-accurate (fixed_pt) models.
+
+The whole quantisation step is `quantize_for_loihi`; `LOIHI` holds the limits it obeys, read
+from lava-nc 0.10's bit-accurate models (`lava.proc.lif.models.AbstractPyLifModelFixed`,
+`lava.proc.dense.models.AbstractPyDenseModelBitAcc`, `lava.utils.weightutils`):
+
+- weights: 8-bit mantissa per synapse (mixed-sign matrices lose the least significant bit:
+  even values in [-256, 254]), times 2**weight_exp shared by a connection;
+- u and v: 24-bit; each step's synaptic input is shifted left by 6 before it joins u, the
+  threshold is shifted left by 6 before the comparison, the bias is added to v unshifted;
+- du, dv: 12-bit decays, u *= (4096 - du - 1) / 4096 and v *= (4096 - dv) / 4096, rounding
+  toward zero; vth: 17-bit unsigned; bias: 13-bit signed mantissa << 3-bit exponent.
+
+In floating_pt units every population has threshold 1 (see mapping.py). Here a population's
+threshold becomes the integer 2**14 (exact), leaving 8x headroom below the 2**17 input range
+of the 24-bit state; each connection then gets the weight exponent that lets its largest
+weight use the full mantissa. Graded input (currents) becomes 8-bit signed integers per step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from lava.utils.weightutils import SignMode, clip_weights, determine_sign_mode, truncate_weights
+from scipy import sparse
+
+from hardware.plan import Connection, DeployError, LavaPlan, NeuronLayer
+
+
+@dataclass(frozen=True)
+class LoihiLimits:
+    weight_bits: int = 8
+    # Lava's Dense/Sparse models do not bound weight_exp; Loihi's synapse format holds a 4-bit
+    # signed exponent, so stay within it.
+    weight_exp_range: tuple[int, int] = (-8, 7)
+    decay_unity: int = 4096
+    state_bits: int = 24
+    activation_shift: int = 6
+    bias_mant_max: int = 2**12 - 1
+    bias_exp_max: int = 7
+    threshold_exp: int = 14
+    input_bits: int = 8
+
+    @property
+    def weight_max(self) -> int:
+        """Largest weight mantissa of every sign mode (mixed sign keeps even values only)."""
+        return 2**self.weight_bits - 2
+
+    @property
+    def activation_max(self) -> int:
+        """Largest |u| or |v| in units of synaptic input (24-bit state >> 6)."""
+        return 2 ** (self.state_bits - 1 - self.activation_shift)
+
+
+LOIHI = LoihiLimits()
+
+
+def quantize_for_loihi(
+    plan: LavaPlan, inputs: np.ndarray, limits: LoihiLimits = LOIHI
+) -> tuple[LavaPlan, list[str]]:
+    """`plan` in Loihi's integers for the `inputs` it will stream, and a report of the error.
+
+    Binary inputs stay 0/1; graded inputs are scaled so that max |input| becomes the largest
+    `limits.input_bits`-bit signed integer. Raises DeployError naming the node when a
+    parameter has no representation.
+    """
+    peak = float(np.max(np.abs(inputs))) if inputs.size else 0.0
+    binary = bool(np.all((inputs == 0) | (inputs == 1)))
+    input_scale = 1.0 if binary or peak == 0 else (2 ** (limits.input_bits - 1) - 1) / peak
+    encoded = np.rint(inputs * input_scale)
+    report = [
+        f"quantise: input x{input_scale:.6g} -> "
+        + (
+            "binary spikes (exact)"
+            if binary
+            else f"{limits.input_bits}-bit integers, max error "
+            f"{_ratio(np.max(np.abs(encoded / input_scale - inputs)), peak)} of max |input|"
+        )
+    ]
+    sources = {plan.input_name: (input_scale, float(np.max(np.abs(encoded), initial=0.0)))}
+    layers = []
+    for layer in plan.layers:
+        quantized, lines = _quantize_layer(layer, sources, limits)
+        layers.append(quantized)
+        report.extend(lines)
+    return plan.replace(layers=tuple(layers), mode="fixed_pt", input_scale=input_scale), report
+
+
+def _quantize_layer(
+    layer: NeuronLayer, sources: dict[str, tuple[float, float]], limits: LoihiLimits
+) -> tuple[NeuronLayer, list[str]]:
+    """`sources`: (scale, peak integer value) of graded sources; spikes are (1, 1)."""
+    where = f"node '{layer.name}' ({layer.kind})"
+    lo_exp, hi_exp = limits.weight_exp_range
+    # Threshold 2**p; lower p only when a weight would need an exponent above the range.
+    scale_of = {c.source: sources.get(c.source, (1.0, 1.0))[0] for c in layer.inputs}
+    needed = max(
+        (
+            _exponent(_peak(c.weight) / scale_of[c.source] * 2**limits.threshold_exp, limits)
+            for c in layer.inputs
+        ),
+        default=lo_exp,
+    )
+    p = limits.threshold_exp - max(0, needed - hi_exp)
+    if p < 0:
+        raise DeployError(f"{where}: a single input exceeds 2**{hi_exp + 8} thresholds")
+    vth = 2**p
+    connections, lines = [], []
+    worst_input = 0.0
+    for conn in layer.inputs:
+        target = conn.weight * (vth / scale_of[conn.source])
+        exp = min(max(_exponent(_peak(target), limits), lo_exp), hi_exp)
+        weight, mode = _on_grid(target, exp, limits.weight_bits)
+        if _peak(target) > 0 and _peak(weight) == 0:
+            raise DeployError(
+                f"{where}: weights from {conn.source} are below Loihi's 8-bit resolution "
+                f"even at weight_exp {lo_exp}"
+            )
+        error = _peak(weight * 2.0**exp - target)
+        lines.append(
+            f"quantise: {where} <- {conn.source}: weight_exp {exp:+d} ({mode.name.lower()}), "
+            f"max weight error {_ratio(error, _peak(target))} of max |w|"
+        )
+        worst_input += _row_abs_sum(weight) * 2.0**exp * sources.get(conn.source, (1, 1))[1]
+        connections.append(Connection(conn.source, weight, exp))
+
+    dv = min(round(layer.dv * limits.decay_unity), limits.decay_unity - 1)
+    if layer.dv > 0 and dv == 0:
+        raise DeployError(
+            f"{where}: decay dt/tau = {layer.dv:.3g} is below Loihi's 12-bit resolution 1/4096"
+        )
+    # Lava adds ds_offset = 1 to du, so du = 4095 is a full decay (u holds one step's input).
+    du = round(layer.du * limits.decay_unity) - 1
+    if not 0 <= du < limits.decay_unity:
+        raise DeployError(
+            f"{where}: current decay dt/tau_syn = {layer.du:.3g} is below Loihi's 12-bit "
+            "resolution 1/4096"
+        )
+    bias_total = layer.bias_mant * vth * 2**limits.activation_shift
+    bias_exp = np.zeros(layer.size, dtype=np.int64)
+    big = np.abs(bias_total) > limits.bias_mant_max
+    bias_exp[big] = np.ceil(np.log2(np.abs(bias_total[big]) / limits.bias_mant_max))
+    if np.any(bias_exp > limits.bias_exp_max):
+        raise DeployError(f"{where}: bias {np.max(np.abs(layer.bias_mant)):.3g} is too large")
+    bias_mant = np.rint(bias_total / 2.0**bias_exp).astype(np.int64)
+    bias_mant = np.clip(bias_mant, -limits.bias_mant_max - 1, limits.bias_mant_max)
+    bias_error = np.max(np.abs(bias_mant * 2.0**bias_exp - bias_total), initial=0.0)
+    lines.append(
+        f"quantise: {where}: vth {vth}, dv {dv} (dt/tau {layer.dv:.6g} -> "
+        f"{dv / limits.decay_unity:.6g}), du {du} ({layer.du:.6g} -> "
+        f"{(du + 1) / limits.decay_unity:.6g}), max bias error "
+        f"{bias_error / (vth * 2**limits.activation_shift):.2g} thresholds"
+    )
+    if worst_input > limits.activation_max:
+        lines.append(
+            f"quantise: warning: {where}: one step's input can reach {worst_input:.3g}, "
+            f"beyond the {limits.activation_max} that Loihi's 24-bit current holds"
+        )
+    quantized = dataclasses.replace(
+        layer,
+        du=du,
+        dv=dv,
+        vth=vth,
+        bias_mant=bias_mant,
+        bias_exp=bias_exp,
+        inputs=tuple(connections),
+    )
+    return quantized, lines
+
+
+def _on_grid(target, exp: int, bits: int):
+    """Weights `target / 2**exp` rounded to integers Lava's Dense keeps as they are."""
+    mode = determine_sign_mode(_values(target))
+    scaled = target * 2.0**-exp
+    if mode == SignMode.MIXED:  # the sign takes a bit: Lava truncates to even values
+        weight = _map(scaled, lambda v: 2 * np.rint(v / 2))
+    else:
+        weight = _map(scaled, np.rint)
+    # Lava's own clip and truncation are a no-op on these values; applying them here keeps
+    # the reported error honest should the two ever disagree.
+    weight = clip_weights(weight, mode, num_bits=bits)
+    weight = truncate_weights(weight, mode, num_weight_bits=bits)
+    return weight, mode
+
+
+def _exponent(peak: float, limits: LoihiLimits) -> int:
+    """Smallest weight exponent that fits `peak` into the weight mantissa."""
+    return math.ceil(math.log2(peak / limits.weight_max)) if peak > 0 else 0
+
+
+def _values(matrix) -> np.ndarray:
+    return matrix.data if sparse.issparse(matrix) else np.asarray(matrix)
+
+
+def _peak(matrix) -> float:
+    values = _values(matrix)
+    return float(np.max(np.abs(values))) if values.size else 0.0
+
+
+def _map(matrix, fn):
+    if sparse.issparse(matrix):
+        matrix = matrix.copy()
+        matrix.data = fn(matrix.data)
+        return matrix
+    return fn(matrix)
+
+
+def _row_abs_sum(matrix) -> float:
+    return float(np.max(np.asarray(abs(matrix).sum(axis=1)), initial=0.0))
+
+
+def _ratio(error: float, scale: float) -> str:
+    return f"{error / scale:.2%}" if scale > 0 else "0.00%"

@@ -1,0 +1,271 @@
+"""hardware/simulate.py: NIR graphs on Lava agree with NIR's equations; failures are clean."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import nir
+import numpy as np
+import pytest
+from lava_helpers import (
+    DT,
+    SIMULATE,
+    chain,
+    lif,
+    processes_with_marker,
+    read_outputs,
+    shared_memory,
+    write_inputs,
+)
+from nir_reference import simulate as reference
+
+
+def agreement(graph, inputs, out_path, dt=DT):
+    """(fraction of equal output entries, spikes of ref, spikes of Lava, per-layer counts)."""
+    expected = reference(graph, inputs.astype(np.float32).astype(np.float64), dt)
+    output, activity, attrs = read_outputs(out_path)
+    ref_out = expected["output"].reshape(output.shape)
+    counts = {
+        name: (expected[name].sum(axis=1).reshape(counts.shape), counts)
+        for name, counts in activity.items()
+    }
+    return float(np.mean(ref_out == output)), ref_out, output, counts, attrs
+
+
+def test_lif_chain_floating_pt_matches_forward_euler_exactly(
+    lif_graph, currents, run_simulate, tmp_path
+):
+    path, graph = lif_graph
+    done, _ = run_simulate(path, write_inputs(tmp_path / "in.h5", currents))
+    assert done.returncode == 0, done.stderr
+    share, ref_out, output, counts, attrs = agreement(graph, currents, tmp_path / "out.h5")
+    assert ref_out.sum() > 10 and counts["lif1"][0].sum() > 10  # both layers spike
+    np.testing.assert_array_equal(output, ref_out)
+    for name, (ref_counts, lava_counts) in counts.items():
+        np.testing.assert_array_equal(lava_counts, ref_counts, err_msg=name)
+    assert output.shape == (6, 30, 4) and output.dtype == np.float32
+    assert attrs["mode"] == "floating_pt" and attrs["steps_run"] == 6 * 30 + 2
+    assert "lif2: LIF (4,), latency 2 steps" in done.stdout
+
+
+def test_lif_chain_fixed_pt_agrees_closely(lif_graph, currents, run_simulate, tmp_path):
+    path, graph = lif_graph
+    done, _ = run_simulate(path, write_inputs(tmp_path / "in.h5", currents), "--mode", "fixed_pt")
+    assert done.returncode == 0, done.stderr
+    share, ref_out, output, counts, attrs = agreement(graph, currents, tmp_path / "out.h5")
+    print(f"fixed_pt agreement with forward Euler: {share:.2%} of output entries")
+    assert share >= 0.97
+    for name, (ref_counts, lava_counts) in counts.items():
+        assert abs(lava_counts.sum() - ref_counts.sum()) <= 0.1 * ref_counts.sum(), name
+    assert "weight_exp" in attrs["quantisation"] and "vth 16384" in attrs["quantisation"]
+    assert "max weight error" in done.stdout
+
+
+def test_cubalif_with_biases_and_per_neuron_parameters(run_simulate, tmp_path):
+    rng = np.random.default_rng(2)
+    n = 12
+    cuba1 = nir.CubaLIF(
+        tau_syn=np.full(n, 0.005),
+        tau_mem=np.full(n, 0.01),
+        r=rng.uniform(0.5, 1.5, n),
+        v_leak=rng.uniform(-0.2, 0.3, n),
+        v_threshold=rng.uniform(0.8, 1.2, n),
+        v_reset=rng.uniform(-0.3, 0.1, n),
+        w_in=rng.uniform(0.5, 2, n),
+    )
+    ones = np.ones(5)
+    cuba2 = nir.CubaLIF(
+        tau_syn=0.004 * ones, tau_mem=0.02 * ones, r=ones, v_leak=0 * ones, v_threshold=ones
+    )
+    graph = chain(
+        [6],
+        ("fc1", nir.Affine(rng.normal(0.3, 1, (n, 6)), rng.normal(0.3, 0.5, n))),
+        ("cuba1", cuba1),
+        ("fc2", nir.Linear(rng.normal(1, 3, (5, n)))),
+        ("cuba2", cuba2),
+        output_shape=[5],
+    )
+    path = tmp_path / "cuba.nir"
+    nir.write(path, graph)
+    path.with_name("cuba.nir.json").write_text(json.dumps({"dt": 2e-3, "time_steps": 25}))
+    inputs = rng.uniform(0, 3, (5, 25, 6))
+    done, _ = run_simulate(path, write_inputs(tmp_path / "in.h5", inputs))
+    assert done.returncode == 0, done.stderr
+    share, ref_out, output, counts, attrs = agreement(graph, inputs, tmp_path / "out.h5", 2e-3)
+    assert attrs["dt"] == 2e-3  # from the sidecar
+    assert ref_out.sum() > 10
+    np.testing.assert_array_equal(output, ref_out)
+    for name, (ref_counts, lava_counts) in counts.items():
+        np.testing.assert_array_equal(lava_counts, ref_counts, err_msg=name)
+
+
+def test_conv_pool_if_graph_on_spike_input(run_simulate, tmp_path):
+    rng = np.random.default_rng(3)
+    conv = nir.Conv2d(
+        input_shape=(6, 6),
+        weight=rng.normal(0.4, 0.8, (3, 1, 3, 3)),
+        stride=1,
+        padding=1,
+        dilation=1,
+        groups=1,
+        bias=rng.normal(0, 0.2, 3),
+    )
+    graph = chain(
+        [1, 6, 6],
+        ("conv", conv),
+        ("if1", nir.IF(r=np.full((3, 6, 6), 60.0), v_threshold=np.ones((3, 6, 6)))),
+        ("pool", nir.SumPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0]))),
+        ("flat", nir.Flatten(input_type={"input": np.array([3, 3, 3])}, start_dim=0)),
+        ("lif1", lif(27, tau=0.02, r=8.0)),
+        ("fc", nir.Affine(rng.normal(2, 4, (4, 27)), np.zeros(4))),
+        ("lif2", lif(4)),
+        output_shape=[4],
+    )
+    path = tmp_path / "conv.nir"
+    nir.write(path, graph)
+    spikes = (rng.uniform(0, 1, (4, 20, 1, 6, 6)) < 0.3).astype(np.float64)
+    for mode in ("floating_pt", "fixed_pt"):
+        done, _ = run_simulate(path, write_inputs(tmp_path / "in.h5", spikes), "--mode", mode)
+        assert done.returncode == 0, done.stderr
+        share, ref_out, output, counts, _ = agreement(graph, spikes, tmp_path / "out.h5")
+        assert counts["if1"][1].shape == (4, 3, 6, 6) and ref_out.sum() > 10
+        if mode == "floating_pt":
+            np.testing.assert_array_equal(output, ref_out)
+            for name, (ref_counts, lava_counts) in counts.items():
+                np.testing.assert_array_equal(lava_counts, ref_counts, err_msg=name)
+        else:
+            print(f"fixed_pt agreement on the conv graph: {share:.2%}")
+            assert share >= 0.9
+            assert "binary spikes (exact)" in done.stdout
+
+
+def bad_graph(name: str) -> nir.NIRGraph:
+    n = 4
+    fc = nir.Affine(np.ones((n, 6)), np.zeros(n))
+    graphs = {
+        "unknown node": chain([6], ("leaky", nir.LI(np.ones(6), np.ones(6), np.zeros(6))),
+                              output_shape=[6]),
+        "wrong weight shape": chain([6], ("fc", nir.Affine(np.ones((n, 7)), np.zeros(n))),
+                                    ("lif", lif(n)), output_shape=[n]),
+        "per-neuron tau": chain([6], ("fc", fc), ("lif", nir.LIF(
+            tau=np.array([0.01, 0.02, 0.01, 0.01]), r=np.ones(n), v_leak=np.zeros(n),
+            v_threshold=np.ones(n))), output_shape=[n]),
+        "dt beyond tau": chain([6], ("fc", fc), ("lif", lif(n, tau=1e-4)), output_shape=[n]),
+        "output not spiking": chain([6], ("fc", fc), output_shape=[n]),
+    }  # fmt: skip
+    return graphs[name]
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("unknown node", "node 'leaky' is a LI, which the Lava harness does not support"),
+        ("wrong weight shape", "node 'fc' (Affine): weight of shape (4, 7) cannot take"),
+        ("per-neuron tau", "node 'lif' (LIF): tau varies across neurons"),
+        ("dt beyond tau", "node 'lif' (LIF): dt = 0.001 s exceeds tau"),
+        ("output not spiking", "Output 'output' must be fed by one spiking layer"),
+    ],
+)
+def test_bad_graphs_are_one_line_errors(case, message, run_simulate, tmp_path, currents):
+    path = tmp_path / "bad.nir"
+    nir.write(path, bad_graph(case))
+    done, marker = run_simulate(path, write_inputs(tmp_path / "in.h5", currents))
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert message in done.stderr
+    assert not processes_with_marker(marker)
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("corrupt graph", "is not a readable NIR graph"),
+        ("input of the wrong shape", "input has shape (2, 5, 7), expected (samples, T, 6)"),
+        ("input without dataset", "has no dataset 'input'"),
+        ("missing input", "does not exist"),
+    ],
+)
+def test_bad_files_are_one_line_errors(case, message, lif_graph, run_simulate, tmp_path):
+    graph, _ = lif_graph
+    inputs = write_inputs(tmp_path / "in.h5", np.ones((2, 5, 6)))
+    if case == "corrupt graph":
+        graph = tmp_path / "corrupt.nir"
+        graph.write_bytes(b"\x89HDF not really" * 20)
+    elif case == "input of the wrong shape":
+        write_inputs(inputs, np.ones((2, 5, 7)))
+    elif case == "input without dataset":
+        inputs = graph  # an HDF5 file without `input`
+    else:
+        inputs = tmp_path / "absent.h5"
+    done, _ = run_simulate(graph, inputs)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert message in done.stderr
+
+
+def test_a_hung_run_is_killed_at_the_timeout_with_all_its_processes(
+    lif_graph, run_simulate, tmp_path
+):
+    path, _ = lif_graph
+    before = shared_memory()
+    long_run = write_inputs(tmp_path / "in.h5", np.ones((1, 500_000, 6)))
+    started = time.monotonic()
+    done, marker = run_simulate(path, long_run, "--timeout", "4")
+    assert done.returncode == 3
+    assert "did not finish within --timeout 4 s" in done.stderr
+    assert time.monotonic() - started < 20
+    assert not processes_with_marker(marker)
+    assert shared_memory() <= before
+
+
+def test_a_terminated_run_leaves_no_process_behind(lava, lif_graph, tmp_path):
+    path, _ = lif_graph
+    before = shared_memory()
+    long_run = write_inputs(tmp_path / "in.h5", np.ones((1, 500_000, 6)))
+    marker = "terminated-run-" + str(time.monotonic_ns())
+    command = [str(lava), str(SIMULATE), str(path), "--input", str(long_run)]
+    command += ["--out", str(tmp_path / "out.h5")]
+    env = dict(os.environ, ASH_TEST_MARKER=marker)
+    watchdog = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while len(processes_with_marker(marker)) < 5 and time.monotonic() < deadline:
+        time.sleep(0.1)  # until Lava's processes run
+    assert len(processes_with_marker(marker)) >= 5
+    watchdog.send_signal(signal.SIGTERM)
+    assert watchdog.wait(timeout=20) == 128 + signal.SIGTERM
+    assert not processes_with_marker(marker)
+    assert shared_memory() <= before
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"), [("metadata", 2e-3), ("--dt", 5e-4), ("default", 1e-3)]
+)
+def test_dt_from_command_line_else_sidecar_else_metadata(source, expected, run_simulate, tmp_path):
+    contract = json.dumps({"dt": 2e-3, "time_steps": 3})
+    graph = chain([2], ("lif", lif(2)), output_shape=[2])
+    if source != "default":
+        graph.metadata = {"ash_neuro_contract": contract}
+    path = tmp_path / "tiny.nir"
+    nir.write(path, graph)
+    args = ("--dt", "5e-4") if source == "--dt" else ()
+    done, _ = run_simulate(path, write_inputs(tmp_path / "in.h5", np.ones((1, 3, 2))), *args)
+    assert done.returncode == 0, done.stderr
+    assert read_outputs(tmp_path / "out.h5")[2]["dt"] == expected
+
+
+def test_parameter_loihi_cannot_hold_is_a_fixed_pt_error(run_simulate, tmp_path, currents):
+    fc = nir.Affine(np.ones((3, 6)), np.zeros(3))
+    graph = chain([6], ("fc", fc), ("slow", lif(3, tau=100.0)), output_shape=[3])
+    path = tmp_path / "slow.nir"
+    nir.write(path, graph)
+    inputs = write_inputs(tmp_path / "in.h5", currents)
+    assert run_simulate(path, inputs)[0].returncode == 0  # floating_pt holds dt/tau = 1e-5
+    done, _ = run_simulate(path, inputs, "--mode", "fixed_pt")
+    assert done.returncode == 2
+    assert done.stderr == (
+        "error: node 'slow' (LIF): decay dt/tau = 1e-05 is below Loihi's 12-bit resolution 1/4096\n"
+    )
