@@ -1,6 +1,7 @@
 # ash-neuro: two commands set everything up.
-#   make demo   create .venv, generate the procedural world, train the default model
-#   make test   create .venv, lint, run the test suite
+#   make demo   create both environments, generate the procedural world, train the default
+#               model, export its spiking encoder to NIR
+#   make test   create both environments, lint, run the test suite
 # Both are idempotent: environments carry a stamp keyed on the pinned requirements.
 
 SHELL := /bin/bash
@@ -49,8 +50,9 @@ $(LAVA_STAMP): $(LAVA_REQS)
 world: env
 	$(PY) -m ash_neuro.data.generate --config $(CONFIG) --out $(WORLD)
 
-demo: world
-	$(PY) -m ash_neuro.train --config $(CONFIG) --out $(RUN_DIR) --resume
+demo: world lava-env
+	$(PY) -m ash_neuro.train --config $(CONFIG) --out $(RUN_DIR) --resume world.path=$(WORLD)
+	$(PY) export/to_nir.py $(RUN_DIR)/ckpt.pt -o $(RUN_DIR)/encoder.nir
 
 lint: env
 	$(VENV)/bin/ruff check
@@ -61,10 +63,10 @@ format: env
 	$(VENV)/bin/ruff check --fix
 
 # The default run skips tests marked slow (end-to-end); CI runs `make test test-slow`.
-test: lint
+test: lint lava-env
 	$(VENV)/bin/pytest -q -m "not slow" $(PYTEST_ARGS)
 
-test-slow: env
+test-slow: env lava-env
 	$(VENV)/bin/pytest -q -m slow $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && echo "no slow tests" || exit $$rc
 
 clean:

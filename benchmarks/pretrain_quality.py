@@ -1,0 +1,124 @@
+"""Pre-training quality: the hybrid ASH-Net against its ANN-only baseline, same budget and seeds.
+
+Trains both configs (or reuses their checkpoints with --reuse), then prints text-to-image and
+image-to-text Recall@1/5/10 on the test and compositional splits, chance level, the mean spike
+rate and seconds per training step.
+
+    .venv/bin/python benchmarks/pretrain_quality.py [--steps N] [--out runs/bench] [key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from ash_neuro.checkpoint import load_checkpoint
+from ash_neuro.config import config_from_dict, load_config
+from ash_neuro.data.datasets import retrieval_split
+from ash_neuro.data.tokenizer import load_tokenizer
+from ash_neuro.models.factory import build_model
+from ash_neuro.retrieval import evaluate_retrieval
+from ash_neuro.train import train
+
+SPLITS = ("test", "compositional")
+KS = (1, 5, 10)
+
+
+def chance_recall(n_images: int, captions_per_image: int, k: int) -> tuple[float, float]:
+    """Expected R@K (percent) of a random ranking: (text-to-image, image-to-text)."""
+    n_texts = n_images * captions_per_image
+    t2i = min(1.0, k / n_images)
+    miss = math.prod((n_texts - captions_per_image - j) / (n_texts - j) for j in range(k))
+    return 100 * t2i, 100 * (1 - miss)
+
+
+@torch.no_grad()
+def mean_spike_rate(model, images: torch.Tensor) -> float:
+    if model.semantic_abstract_encoder is None:
+        return float("nan")
+    rates = model.encode_image(images[:256]).spike_rates
+    return float(torch.stack([r.float().mean() for r in rates.values()]).mean())
+
+
+def evaluate_run(ckpt_path: Path, splits=SPLITS) -> dict:
+    state = load_checkpoint(ckpt_path)
+    cfg = config_from_dict(state["config"])
+    tokenizer = load_tokenizer(state["tokenizer"])
+    model = build_model(cfg, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+    model.load_state_dict(state["model"])
+    model.eval()
+    device = torch.device("cpu")
+    result = {}
+    for split in splits:
+        data = retrieval_split(cfg.world.path, split, limit=cfg.train.eval_limit)
+        metrics = evaluate_retrieval(
+            model,
+            data.images,
+            data.texts,
+            data.txt2img,
+            data.img2txt,
+            tokenizer,
+            cfg.model.text.max_len,
+            device,
+        )
+        metrics["n_images"] = len(data.images)
+        metrics["captions_per_image"] = len(data.texts) / len(data.images)
+        result[split] = metrics
+        if split == splits[0]:
+            result["spike_rate"] = mean_spike_rate(model, data.images)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=0, help="train.max_steps (0: the config's)")
+    parser.add_argument("--out", default="runs/bench_pretrain")
+    parser.add_argument("--reuse", action="store_true", help="evaluate existing checkpoints")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    out = Path(args.out)
+    runs = {"hybrid": "configs/default.yaml", "ann_only": "configs/ann_only.yaml"}
+    overrides = list(args.overrides) + ([f"train.max_steps={args.steps}"] if args.steps else [])
+    rows = {}
+    for name, config in runs.items():
+        run_dir = out / name
+        timing_file = run_dir / "timing.json"
+        if not (args.reuse and (run_dir / "ckpt.pt").exists()):
+            cfg = load_config(config, overrides)
+            start = time.perf_counter()
+            train(cfg, run_dir)
+            wall = time.perf_counter() - start
+            steps = load_checkpoint(run_dir / "ckpt.pt")["progress"]["step"]
+            timing_file.write_text(json.dumps({"wall_s": wall, "steps": steps}))
+        timing = json.loads(timing_file.read_text())
+        rows[name] = {**evaluate_run(run_dir / "ckpt.pt"), **timing}
+    (out / "results.json").write_text(json.dumps(rows, indent=2))
+    print_table(rows)
+
+
+def print_table(rows: dict) -> None:
+    first = next(iter(rows.values()))
+    header = "| model | split | " + " | ".join(f"t2i R@{k}" for k in KS)
+    header += " | " + " | ".join(f"i2t R@{k}" for k in KS) + " | spike rate | s/step |"
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for split in SPLITS:
+        n, cpi = first[split]["n_images"], round(first[split]["captions_per_image"])
+        chance = [chance_recall(n, cpi, k) for k in KS]
+        cells = [f"{c[0]:.2f}" for c in chance] + [f"{c[1]:.2f}" for c in chance]
+        print(f"| chance | {split} | " + " | ".join(cells) + " | - | - |")
+        for name, row in rows.items():
+            m = row[split]
+            cells = [f"{m[f't2i_r{k}']:.1f}" for k in KS] + [f"{m[f'i2t_r{k}']:.1f}" for k in KS]
+            rate = "-" if math.isnan(row["spike_rate"]) else f"{row['spike_rate']:.3f}"
+            per_step = row["wall_s"] / max(1, row["steps"])
+            print(f"| {name} | {split} | " + " | ".join(cells) + f" | {rate} | {per_step:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
