@@ -22,8 +22,7 @@ from ash_neuro.config import config_from_dict, load_config
 from ash_neuro.data.datasets import retrieval_split
 from ash_neuro.data.tokenizer import load_tokenizer
 from ash_neuro.models.factory import build_model
-from ash_neuro.retrieval import evaluate_retrieval
-from ash_neuro.train import train
+from ash_neuro.train import evaluate, train
 
 SPLITS = ("test", "compositional")
 KS = (1, 5, 10)
@@ -56,22 +55,24 @@ def evaluate_run(ckpt_path: Path, splits=SPLITS) -> dict:
     result = {}
     for split in splits:
         data = retrieval_split(cfg.world.path, split, limit=cfg.train.eval_limit)
-        metrics = evaluate_retrieval(
-            model,
-            data.images,
-            data.texts,
-            data.txt2img,
-            data.img2txt,
-            tokenizer,
-            cfg.model.text.max_len,
-            device,
-        )
+        metrics = evaluate(model, cfg, tokenizer, device, split)
         metrics["n_images"] = len(data.images)
         metrics["captions_per_image"] = len(data.texts) / len(data.images)
         result[split] = metrics
         if split == splits[0]:
             result["spike_rate"] = mean_spike_rate(model, data.images)
     return result
+
+
+def step_time(run_dir: Path) -> dict:
+    """Seconds per training step from the logged throughput (excludes validation and set-up)."""
+    batch = json.loads((run_dir / "config.json").read_text())["train"]["batch_size"]
+    rates = [
+        record["samples_per_s"]
+        for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+        if "samples_per_s" in (record := json.loads(line))
+    ]
+    return {"s_per_step": batch / (sum(rates) / len(rates))}
 
 
 def main() -> None:
@@ -96,7 +97,7 @@ def main() -> None:
             steps = load_checkpoint(run_dir / "ckpt.pt")["progress"]["step"]
             timing_file.write_text(json.dumps({"wall_s": wall, "steps": steps}))
         timing = json.loads(timing_file.read_text())
-        rows[name] = {**evaluate_run(run_dir / "ckpt.pt"), **timing}
+        rows[name] = {**evaluate_run(run_dir / "ckpt.pt"), **timing, **step_time(run_dir)}
     (out / "results.json").write_text(json.dumps(rows, indent=2))
     print_table(rows)
 
@@ -116,8 +117,8 @@ def print_table(rows: dict) -> None:
             m = row[split]
             cells = [f"{m[f't2i_r{k}']:.1f}" for k in KS] + [f"{m[f'i2t_r{k}']:.1f}" for k in KS]
             rate = "-" if math.isnan(row["spike_rate"]) else f"{row['spike_rate']:.3f}"
-            per_step = row["wall_s"] / max(1, row["steps"])
-            print(f"| {name} | {split} | " + " | ".join(cells) + f" | {rate} | {per_step:.3f} |")
+            cells += [rate, f"{row['s_per_step']:.3f}"]
+            print(f"| {name} | {split} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

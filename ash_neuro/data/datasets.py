@@ -93,7 +93,12 @@ class Collator:
 
 
 class TaskDataset(Dataset):
-    """Image fields shared by every task; subclasses add the text and the task's labels."""
+    """Image fields shared by every task; subclasses add the text and the task's labels.
+
+    `table` names the `Source` method that lists the task's records (e.g. "vqa").
+    """
+
+    table = ""
 
     def __init__(
         self,
@@ -107,6 +112,10 @@ class TaskDataset(Dataset):
         self.source = open_source(source, split)
         self.tokenizer, self.max_len = tokenizer, max_len
         self.with_panoptic, self.max_instances = with_panoptic, max_instances
+        self.records = getattr(self.source, self.table)() if self.table else []
+
+    def __len__(self) -> int:
+        return len(self.records)
 
     @property
     def collator(self) -> Collator:
@@ -136,6 +145,8 @@ class CaptionDataset(TaskDataset):
     iterator is created, so not with persistent_workers). caption="all": one item per caption.
     """
 
+    table = "captions"
+
     def __init__(
         self,
         source: str | Path | Source,
@@ -150,7 +161,6 @@ class CaptionDataset(TaskDataset):
         if caption not in ("random", "all"):
             raise AshError(f"caption={caption!r}: choose 'random' or 'all'")
         self.mode, self.seed = caption, seed
-        self.records = self.source.captions()
         per_image: dict[int, list[int]] = {}
         for row, record in enumerate(self.records):
             per_image.setdefault(record.image, []).append(row)
@@ -176,21 +186,12 @@ class CaptionDataset(TaskDataset):
 
 
 class VQADataset(TaskDataset):
-    def __init__(
-        self,
-        source: str | Path | Source,
-        split: str = "train",
-        tokenizer=None,
-        max_len: int = 32,
-        with_panoptic: bool = False,
-    ) -> None:
-        super().__init__(source, split, tokenizer, max_len, with_panoptic)
-        self.records = self.source.vqa()
+    table = "vqa"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         self.answers: tuple[str, ...] = self.source.answers
         self.families: tuple[str, ...] = self.source.vqa_families
-
-    def __len__(self) -> int:
-        return len(self.records)
 
     def __getitem__(self, index: int) -> dict:
         r = self.records[index]
@@ -207,19 +208,7 @@ class VQADataset(TaskDataset):
 
 
 class EntailmentDataset(TaskDataset):
-    def __init__(
-        self,
-        source: str | Path | Source,
-        split: str = "train",
-        tokenizer=None,
-        max_len: int = 32,
-        with_panoptic: bool = False,
-    ) -> None:
-        super().__init__(source, split, tokenizer, max_len, with_panoptic)
-        self.records = self.source.entailment()
-
-    def __len__(self) -> int:
-        return len(self.records)
+    table = "entailment"
 
     def __getitem__(self, index: int) -> dict:
         r = self.records[index]
@@ -227,19 +216,7 @@ class EntailmentDataset(TaskDataset):
 
 
 class NLVRDataset(TaskDataset):
-    def __init__(
-        self,
-        source: str | Path | Source,
-        split: str = "train",
-        tokenizer=None,
-        max_len: int = 32,
-        with_panoptic: bool = False,
-    ) -> None:
-        super().__init__(source, split, tokenizer, max_len, with_panoptic)
-        self.records = self.source.nlvr()
-
-    def __len__(self) -> int:
-        return len(self.records)
+    table = "nlvr"
 
     def __getitem__(self, index: int) -> dict:
         r = self.records[index]
@@ -252,20 +229,7 @@ class NLVRDataset(TaskDataset):
 
 
 class GroundingDataset(TaskDataset):
-    def __init__(
-        self,
-        source: str | Path | Source,
-        split: str = "train",
-        tokenizer=None,
-        max_len: int = 32,
-        with_panoptic: bool = False,
-        max_instances: int = MAX_INSTANCES,
-    ) -> None:
-        super().__init__(source, split, tokenizer, max_len, with_panoptic, max_instances)
-        self.records = self.source.grounding()
-
-    def __len__(self) -> int:
-        return len(self.records)
+    table = "grounding"
 
     def __getitem__(self, index: int) -> dict:
         r = self.records[index]
