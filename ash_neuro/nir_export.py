@@ -667,14 +667,14 @@ def export_checkpoint(
         input_gain=float(encoder.input_gain),
         encoding=ENCODING_DESCRIPTIONS[encoder.encoding],
     )
+    size = visual.image_size
+    images, origin = _sample_images(state.get("world"), samples, size, seed)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
-        size = visual.image_size
-        images = torch.rand(samples, 3, size, size)
         currents = encoder.encode_input(visual(images)).contiguous()
     described = (
-        f"{samples} uniform random {size}x{size} images through the checkpoint's visual "
-        f"encoder and its '{encoder.encoding}' input encoding: currents {tuple(currents.shape)}"
+        f"{samples} {origin} through the checkpoint's visual encoder and its "
+        f"'{encoder.encoding}' input encoding: currents {tuple(currents.shape)}"
     )
     output = Path(output) if output is not None else checkpoint.with_name("encoder.nir")
     return export_network(
@@ -684,6 +684,28 @@ def export_checkpoint(
         currents,
         run_original=lambda x: encoder.run(x)[0],
         samples=described,
+    )
+
+
+def _sample_images(world: Any, samples: int, size: int, seed: int) -> tuple[torch.Tensor, str]:
+    """Validation images of the checkpoint's world when it is on disk (real inputs exercise the
+    encoder's real spiking regime), else uniform random images of the right size."""
+    from ash_neuro.data.world_file import WorldSource
+
+    if isinstance(world, str) and Path(world).is_file():
+        try:
+            source = WorldSource(world, "val")
+            if source.image(0).shape[0] == size:
+                rng = np.random.default_rng(seed)
+                rows = np.sort(rng.choice(len(source), min(samples, len(source)), replace=False))
+                pixels = np.stack([source.image(int(i)) for i in rows])
+                images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(255)
+                return images, f"validation images of {world}"
+        except AshError:
+            pass  # an unreadable world only costs the realism of the samples
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(samples, 3, size, size, generator=generator), (
+        f"uniform random {size}x{size} images (the checkpoint's world file is not on disk)"
     )
 
 
