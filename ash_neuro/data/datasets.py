@@ -272,7 +272,8 @@ def retrieval_split(
     for row, record in enumerate(captions):
         img2txt[record.image].append(row)
     return RetrievalSplit(
-        images=images_to_float(src.images()[:n]),
+        # per image: a file-backed source would decode its whole split for `images()`
+        images=images_to_float(np.stack([src.image(i) for i in range(n)])),
         texts=[r.text for r in captions],
         txt2img=torch.tensor([r.image for r in captions], dtype=torch.int64),
         img2txt=img2txt,
