@@ -133,11 +133,24 @@ class TrainConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    """Downstream fine-tuning (`python -m ash_neuro.finetune`): the task whose head sits on the
+    backbone, and how that task is trained and evaluated."""
+
+    task: Literal["retrieval", "vqa", "nlvr", "ve", "grounding"] = "vqa"
+    # the head starts from scratch while the backbone is pre-trained: a larger step for it
+    head_lr_scale: float = 10.0
+    # retrieval: re-rank each query's top-k ITC candidates by the ITM score (0: ITC only)
+    itm_rerank_k: int = 0
+
+
+@dataclass
 class Config:
     world: WorldConfig = field(default_factory=WorldConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
 def _type_name(tp: Any) -> str:
@@ -258,6 +271,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return config_from_dict(data)
 
 
+def override_config(cfg: Config, overrides: list[str]) -> Config:
+    """`cfg` with `dotted.key=value` overrides applied and validated (e.g. a checkpoint's)."""
+    return config_from_dict(_deep_merge(config_to_dict(cfg), parse_overrides(overrides)))
+
+
 def config_from_dict(data: dict) -> Config:
     cfg = _build(Config, data, "")
     _check_consistency(cfg)
@@ -286,3 +304,7 @@ def _check_consistency(cfg: Config) -> None:
         raise ConfigError("model.spiking.time_steps must be at least 1")
     if not 1 <= cfg.world.min_objects <= cfg.world.max_objects <= 6:
         raise ConfigError("world.min_objects/max_objects must satisfy 1 <= min <= max <= 6")
+    if cfg.finetune.itm_rerank_k < 0 or cfg.finetune.head_lr_scale <= 0:
+        raise ConfigError(
+            "finetune.itm_rerank_k must be >= 0 (0: no re-ranking) and finetune.head_lr_scale > 0"
+        )

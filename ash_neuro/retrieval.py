@@ -1,4 +1,9 @@
-"""Image-text retrieval: embeddings from the ITC heads and Recall@K in both directions."""
+"""Image-text retrieval: rank by the ITC embeddings, optionally re-rank by ITM, Recall@K.
+
+ALBEF's two-stage retrieval: the ITC cosine similarity ranks every (image, text) pair cheaply;
+with `rerank_k > 0` each query's top-k candidates are then re-scored by the ITM head on their
+fused states (the rest keep ranking below them), once per direction.
+"""
 
 from __future__ import annotations
 
@@ -7,34 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-
-def recall_at_k(
-    similarity: Tensor,
-    txt2img: Tensor,
-    img2txt: Sequence[Sequence[int]],
-    ks: Sequence[int] = (1, 5, 10),
-) -> dict[str, float]:
-    """Recall@K in percent from an (images, texts) similarity matrix.
-
-    Text-to-image: a text is a hit when its image ranks in the top K. Image-to-text: an image
-    is a hit when any of its captions ranks in the top K (the standard Karpathy-split rule).
-    """
-    n_img, n_txt = similarity.shape
-    if txt2img.shape != (n_txt,) or len(img2txt) != n_img:
-        raise ValueError("txt2img/img2txt do not match the similarity matrix")
-    # rank of the true image for each text = number of images scoring strictly higher
-    true_scores = similarity[txt2img, torch.arange(n_txt)]
-    t2i_rank = (similarity > true_scores.unsqueeze(0)).sum(dim=0)
-    i2t_rank = torch.empty(n_img, dtype=torch.long)
-    for i, texts in enumerate(img2txt):
-        best = similarity[i, list(texts)].max()
-        i2t_rank[i] = (similarity[i] > best).sum()
-    metrics = {}
-    for k in ks:
-        metrics[f"t2i_r{k}"] = 100.0 * (t2i_rank < k).float().mean().item()
-        metrics[f"i2t_r{k}"] = 100.0 * (i2t_rank < k).float().mean().item()
-    metrics["r_mean"] = sum(metrics.values()) / len(metrics)
-    return metrics
+from ash_neuro.metrics import recall_at_k
 
 
 @torch.no_grad()
@@ -73,6 +51,87 @@ def embed_texts(
     return torch.cat(out)
 
 
+@torch.no_grad()
+def itm_match_scores(
+    model: torch.nn.Module,
+    visual_tokens: Tensor,
+    text_hidden: Tensor,
+    text_mask: Tensor,
+    image_rows: Tensor,
+    text_rows: Tensor,
+    batch_size: int = 256,
+) -> Tensor:
+    """ITM log-odds of "matching" for the pairs (image_rows[i], text_rows[i]) -> `(P,)`.
+
+    visual_tokens `(N_img, n', dim)`, text_hidden `(N_txt, L, width)` and text_mask on the
+    model's device; the pairs are fused in batches, each reading only the images it needs.
+    """
+    out = []
+    for i in range(0, len(image_rows), batch_size):
+        images = image_rows[i : i + batch_size]
+        texts = text_rows[i : i + batch_size]
+        needed, index = torch.unique(images, return_inverse=True)
+        fused = model.fuse(text_hidden[texts], text_mask[texts], visual_tokens[needed], index)
+        logits = model.itm(fused[:, 0]).float()
+        out.append((logits[:, 1] - logits[:, 0]).cpu())
+    return torch.cat(out) if out else torch.empty(0)
+
+
+@torch.no_grad()
+def itm_rerank(
+    model: torch.nn.Module,
+    similarity: Tensor,
+    images: Tensor,
+    texts: Sequence[str],
+    tokenizer,
+    max_len: int,
+    device: torch.device,
+    k: int,
+) -> tuple[Tensor, Tensor]:
+    """(text-to-image, image-to-text) score matrices `(N_img, N_txt)`: each text's top-k images
+    and each image's top-k texts by `similarity` get their ITM score and rank first; the other
+    candidates follow in `similarity` order."""
+    visual_tokens = torch.cat(
+        [
+            model.encode_image(images[i : i + 128].to(device)).tokens
+            for i in range(0, len(images), 128)
+        ]
+    )
+    enc = tokenizer(
+        list(texts), padding=True, truncation=True, max_length=max_len, return_tensors="pt"
+    )
+    ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+    hidden = torch.cat(
+        [
+            model.encode_text(ids[i : i + 256], mask[i : i + 256]).hidden
+            for i in range(0, len(ids), 256)
+        ]
+    )
+    n_img, n_txt = similarity.shape
+    k_img, k_txt = min(k, n_img), min(k, n_txt)
+    # (k_img, N_txt) and (N_img, k_txt) indices, flattened row-major with their partners
+    top_images = similarity.topk(k_img, dim=0).indices.flatten()
+    their_texts = torch.arange(n_txt).repeat(k_img)
+    top_texts = similarity.topk(k_txt, dim=1).indices.flatten()
+    their_images = torch.arange(n_img).repeat_interleave(k_txt)
+    directions = []
+    for image_rows, text_rows in ((top_images, their_texts), (their_images, top_texts)):
+        scores = itm_match_scores(
+            model, visual_tokens, hidden, mask, image_rows.to(device), text_rows.to(device)
+        )
+        directions.append(promote(similarity, image_rows, text_rows, scores))
+    return directions[0], directions[1]
+
+
+def promote(similarity: Tensor, image_rows: Tensor, text_rows: Tensor, scores: Tensor) -> Tensor:
+    """`similarity` with the entries (image_rows, text_rows) replaced by `scores` and ranked
+    above every other entry, which keep their order."""
+    offset = scores.abs().max() + similarity.abs().max() + 1
+    out = similarity - offset
+    out[image_rows, text_rows] = scores
+    return out
+
+
 def evaluate_retrieval(
     model: torch.nn.Module,
     images: Tensor,
@@ -82,13 +141,21 @@ def evaluate_retrieval(
     tokenizer,
     max_len: int,
     device: torch.device,
+    rerank_k: int = 0,
 ) -> dict[str, float]:
-    """Recall@1/5/10 both ways, ranking by the ITC cosine similarity."""
+    """Recall@1/5/10 both ways, ranking by the ITC cosine similarity, then (rerank_k > 0)
+    re-ranking each query's top `rerank_k` by ITM."""
     was_training = model.training
     model.eval()
     try:
         image_embed = embed_images(model, images, device)
         text_embed = embed_texts(model, texts, tokenizer, max_len, device)
+        similarity = image_embed @ text_embed.T
+        if rerank_k == 0:
+            return recall_at_k(similarity, txt2img, img2txt)
+        t2i, i2t = itm_rerank(
+            model, similarity, images, texts, tokenizer, max_len, device, rerank_k
+        )
+        return recall_at_k(t2i, txt2img, img2txt, similarity_i2t=i2t)
     finally:
         model.train(was_training)
-    return recall_at_k(image_embed @ text_embed.T, txt2img, img2txt)

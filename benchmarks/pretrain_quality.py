@@ -21,19 +21,12 @@ from ash_neuro.checkpoint import load_checkpoint
 from ash_neuro.config import config_from_dict, load_config
 from ash_neuro.data.datasets import retrieval_split
 from ash_neuro.data.tokenizer import load_tokenizer
+from ash_neuro.metrics import chance_recall
 from ash_neuro.models.factory import build_model
 from ash_neuro.train import evaluate, train
 
 SPLITS = ("test", "compositional")
 KS = (1, 5, 10)
-
-
-def chance_recall(n_images: int, captions_per_image: int, k: int) -> tuple[float, float]:
-    """Expected R@K (percent) of a random ranking: (text-to-image, image-to-text)."""
-    n_texts = n_images * captions_per_image
-    t2i = min(1.0, k / n_images)
-    miss = math.prod((n_texts - captions_per_image - j) / (n_texts - j) for j in range(k))
-    return 100 * t2i, 100 * (1 - miss)
 
 
 @torch.no_grad()
@@ -110,8 +103,8 @@ def print_table(rows: dict) -> None:
     print("|" + "---|" * (header.count("|") - 1))
     for split in SPLITS:
         n, cpi = first[split]["n_images"], round(first[split]["captions_per_image"])
-        chance = [chance_recall(n, cpi, k) for k in KS]
-        cells = [f"{c[0]:.2f}" for c in chance] + [f"{c[1]:.2f}" for c in chance]
+        chance = chance_recall([range(cpi)] * n, KS)
+        cells = [f"{chance[f'{way}_r{k}']:.2f}" for way in ("t2i", "i2t") for k in KS]
         print(f"| chance | {split} | " + " | ".join(cells) + " | - | - |")
         for name, row in rows.items():
             m = row[split]

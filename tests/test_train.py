@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 
+from ash_neuro import loop as loop_module
 from ash_neuro import train as train_module
 from ash_neuro.checkpoint import load_checkpoint
 from ash_neuro.errors import TrainingDiverged
@@ -40,16 +41,16 @@ def test_killed_run_resumes_to_the_same_weights(tiny_config, tmp_path, monkeypat
     train_module.train(cfg, tmp_path / "straight")
     reference = load_checkpoint(tmp_path / "straight" / "ckpt.pt")["model"]
 
-    real_save = train_module.save_checkpoint
+    real_save = loop_module.save_checkpoint
 
     def save_then_die(state, path):
         real_save(state, path)
         raise Killed  # the process dies right after its step-3 checkpoint
 
-    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(loop_module, "save_checkpoint", save_then_die)
     with pytest.raises(Killed):
         train_module.train(cfg, tmp_path / "killed")
-    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    monkeypatch.setattr(loop_module, "save_checkpoint", real_save)
     assert load_checkpoint(tmp_path / "killed" / "ckpt.pt")["progress"]["step"] == 3
     train_module.train(cfg, tmp_path / "killed", resume=True)
     resumed = load_checkpoint(tmp_path / "killed" / "ckpt.pt")["model"]

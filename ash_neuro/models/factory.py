@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ash_neuro.config import Config
 from ash_neuro.models.ash_net import ASHNet
+from ash_neuro.models.task_model import TaskModel
 
 
 def build_model(cfg: Config, vocab_size: int, pad_token_id: int = 0) -> ASHNet:
@@ -16,3 +17,11 @@ def build_model(cfg: Config, vocab_size: int, pad_token_id: int = 0) -> ASHNet:
         image_size=cfg.world.image_size,
         temperature=cfg.loss.temperature,
     )
+
+
+def build_task_model(
+    cfg: Config, vocab_size: int, pad_token_id: int = 0, n_answers: int = 0
+) -> TaskModel:
+    """`build_model`'s backbone with the head of `cfg.finetune.task` (VQA: over `n_answers`)."""
+    backbone = build_model(cfg, vocab_size, pad_token_id)
+    return TaskModel(backbone, cfg.finetune.task, n_answers)

@@ -1,0 +1,377 @@
+"""The training machinery every training-like command shares (pre-training, fine-tuning).
+
+Run set-up (device, process group, threads, seeds), the command-line arguments, resuming with
+a config check, the JSONL/TensorBoard logger, the optimiser and schedule, atomic checkpoints
+and `fit`: the one step loop (forward, NaN check, backward, step, log, checkpoint, validate
+after each epoch). A command supplies the dataset, the model and an objective
+`objective(batch) -> (losses, spike rates)` whose `losses["total"]` is minimised; resuming
+restores weights, optimiser, scheduler, step, data position and every RNG, so a killed run
+continues to the same result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from ash_neuro.checkpoint import load_checkpoint, save_checkpoint
+from ash_neuro.config import Config, config_from_dict, config_to_dict
+from ash_neuro.data.sampler import EpochShardSampler
+from ash_neuro.errors import AshError, CheckpointError, TrainingDiverged
+from ash_neuro.runtime import (
+    DistInfo,
+    configure_threads,
+    init_distributed,
+    resolve_device,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, default_config: str, out: str) -> None:
+    """The arguments every training-like command shares (train, finetune)."""
+    parser.add_argument("--config", default=default_config, help="YAML run config")
+    parser.add_argument("--out", default=out, help=f"run folder (ckpt.pt, logs; default {out})")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="overrides train.device")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from OUT/ckpt.pt when it exists"
+    )
+    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. train.lr=1e-3")
+
+
+def run_overrides(args: argparse.Namespace) -> list[str]:
+    """The command line's `key=value` overrides, with `--device` as one more."""
+    return list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
+
+
+@dataclass
+class Progress:
+    """Where the run is; saved in every checkpoint."""
+
+    step: int = 0
+    epoch: int = 0
+    step_in_epoch: int = 0
+
+
+class RunLogger:
+    """JSONL metrics (and TensorBoard when installed), written by rank 0 only."""
+
+    def __init__(self, out: Path, enabled: bool) -> None:
+        self.enabled = enabled
+        self.tensorboard = None
+        if not enabled:
+            return
+        self.path = out / "metrics.jsonl"
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tensorboard = SummaryWriter(str(out / "tensorboard"))
+        except ImportError:
+            pass
+
+    def log(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            for key, value in record.items():
+                if isinstance(value, int | float) and key != "step":
+                    self.tensorboard.add_scalar(key, value, record["step"])
+
+
+def build_optimizer(
+    model: nn.Module, cfg: Config, lr_scales: Mapping[str, float] | None = None
+) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases, norms, embeddings' positions and the temperature.
+
+    `lr_scales` maps a parameter-name prefix to a learning-rate multiplier (fine-tuning trains
+    its freshly initialised head faster than the pre-trained backbone).
+    """
+    scales = dict(lr_scales or {})
+    groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        scale = next((s for prefix, s in scales.items() if name.startswith(prefix)), 1.0)
+        decay = not (param.ndim < 2 or "pos_embed" in name)
+        groups.setdefault((decay, scale), []).append(param)
+    return torch.optim.AdamW(
+        [
+            {
+                "params": params,
+                "weight_decay": cfg.train.weight_decay if decay else 0.0,
+                "lr": cfg.train.lr * scale,
+            }
+            for (decay, scale), params in sorted(
+                groups.items(), key=lambda kv: (-kv[0][0], kv[0][1])
+            )
+        ],
+        lr=cfg.train.lr,
+    )
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, warmup: int, total: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up then cosine decay to 10% of the peak learning rate."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def world_path(cfg: Config) -> Path:
+    path = Path(cfg.world.path)
+    if not path.is_file():
+        raise AshError(
+            f"world file {path} not found; generate it with "
+            f"`python -m ash_neuro.data.generate --out {path}` (or `make world`)"
+        )
+    return path
+
+
+def config_differences(a: dict, b: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, value in a, value in b) wherever two config dicts differ."""
+    found = []
+    for key in sorted(set(a) | set(b)):
+        left, right = a.get(key), b.get(key)
+        if isinstance(left, dict) and isinstance(right, dict):
+            found += config_differences(left, right, f"{prefix}{key}.")
+        elif left != right:
+            found.append((f"{prefix}{key}", left, right))
+    return found
+
+
+def config_section(data: dict, key: str):
+    """The value at a dotted key of a config dict ("model", "finetune.task")."""
+    for part in key.split("."):
+        data = data[part]
+    return data
+
+
+def resolve_resume(
+    out: Path, resume: bool, cfg: Config, sections: Sequence[str] = ("model",)
+) -> dict | None:
+    """The checkpoint to continue from, after checking it belongs to this run's config (the
+    config `sections`, dotted keys, must match)."""
+    ckpt_path = out / "ckpt.pt"
+    if not resume or not ckpt_path.exists():
+        return None
+    state = load_checkpoint(ckpt_path)
+    saved, current = config_to_dict(config_from_dict(state["config"])), config_to_dict(cfg)
+    differ = config_differences(
+        {s: config_section(saved, s) for s in sections},
+        {s: config_section(current, s) for s in sections},
+    )
+    if differ:
+        raise CheckpointError(
+            f"{ckpt_path} was trained with a different config "
+            f"({', '.join(key for key, _, _ in differ[:4])}); "
+            "resume with the same --config/overrides or choose another --out"
+        )
+    return state
+
+
+def setup_run(cfg: Config, out: Path) -> tuple[torch.device, DistInfo]:
+    """Device, process group (under torchrun), threads, run folder and seeds."""
+    device = resolve_device(cfg.train.device)
+    dist = init_distributed(device)
+    if dist.enabled and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+    configure_threads(cfg.train.threads)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.train.seed + dist.rank)
+    return device, dist
+
+
+def fit(
+    *,
+    name: str,
+    cfg: Config,
+    out: Path,
+    device: torch.device,
+    dist: DistInfo,
+    model: nn.Module,
+    objective: nn.Module,
+    dataset: Dataset,
+    collate_fn: Callable[[list[dict]], dict],
+    state: dict | None,
+    validate: Callable[[], dict[str, float]],
+    headline: Sequence[str],
+    extra: Mapping | None = None,
+    lr_scales: Mapping[str, float] | None = None,
+) -> dict:
+    """Train `model` by minimising `objective(batch)[0]["total"]` over `dataset` per `cfg.train`.
+
+    `state` is the checkpoint to resume from (see `resolve_resume`); `validate()` runs on rank
+    0 after each epoch (and at a mid-epoch end) and returns the metrics kept in the checkpoint,
+    of which the `headline` keys are printed; `extra` entries are saved in every checkpoint.
+    Returns the last validation metrics.
+    """
+    train_cfg = cfg.train
+    sampler = EpochShardSampler(len(dataset), train_cfg.seed, True, dist.rank, dist.world_size)
+    loader = DataLoader(
+        dataset,
+        batch_size=train_cfg.batch_size,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=train_cfg.num_workers,
+        collate_fn=collate_fn,
+        # its own generator: creating an epoch's iterator would otherwise draw from the global
+        # torch RNG, so a resumed run (new iterator mid-epoch) would drift from a straight one
+        generator=torch.Generator().manual_seed(train_cfg.seed),
+    )
+    steps_per_epoch = len(dataset) // dist.world_size // train_cfg.batch_size
+    total_steps = train_cfg.epochs * steps_per_epoch
+    if train_cfg.max_steps > 0:
+        total_steps = min(total_steps, train_cfg.max_steps)
+    if total_steps == 0:
+        raise AshError(
+            f"nothing to train: {len(dataset)} examples give no full batch of "
+            f"{train_cfg.batch_size}; lower train.batch_size"
+        )
+    ckpt_path = out / "ckpt.pt"
+    if state is not None and state["progress"]["step"] >= total_steps:
+        if dist.is_main:
+            print(f"{name}: {ckpt_path} is complete ({total_steps} steps), reusing")
+        return state["metrics"]
+
+    if dist.enabled:
+        # a switched-off loss or another task's head leaves parameters without gradient
+        objective = nn.parallel.DistributedDataParallel(
+            objective,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=True,
+        )
+    optimizer = build_optimizer(model, cfg, lr_scales)
+    scheduler = build_scheduler(optimizer, train_cfg.warmup_steps, total_steps)
+
+    progress = Progress()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        progress = Progress(**state["progress"])
+        set_rng_state(state["rng"])
+        if dist.is_main:
+            print(f"resuming from {ckpt_path} at step {progress.step}/{total_steps}")
+
+    logger = RunLogger(out, dist.is_main)
+    if dist.is_main:
+        (out / "config.json").write_text(json.dumps(config_to_dict(cfg), indent=2))
+
+    def checkpoint(metrics: dict) -> None:
+        if not dist.is_main:
+            return
+        save_checkpoint(
+            {
+                "config": config_to_dict(cfg),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "progress": vars(progress).copy(),
+                "rng": rng_state(),
+                **(extra or {}),
+                "metrics": metrics,
+            },
+            ckpt_path,
+        )
+
+    def run_validation() -> dict:
+        if not dist.is_main:
+            return {}
+        metrics = validate()
+        logger.log(
+            {
+                "step": progress.step,
+                "epoch": progress.epoch,
+                **{f"val/{k}": v for k, v in metrics.items()},
+            }
+        )
+        shown = "  ".join(f"{k}={metrics[k]:.1f}" for k in headline)
+        print(f"val {name} @ step {progress.step}: {shown}")
+        return metrics
+
+    metrics: dict = dict(state["metrics"]) if state is not None else {}
+    bar = tqdm(
+        total=total_steps,
+        initial=progress.step,
+        disable=not dist.is_main,
+        desc=name,
+        dynamic_ncols=True,
+    )
+    model.train()
+    tic, seen = time.perf_counter(), 0
+    while progress.step < total_steps:
+        sampler.set_epoch(progress.epoch, start=progress.step_in_epoch * train_cfg.batch_size)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(progress.epoch)
+        for batch in loader:
+            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            losses, rates = objective(batch)
+            total = losses["total"]
+            if not torch.isfinite(total):
+                bad = {k: round(float(v.detach()), 4) for k, v in losses.items()}
+                raise TrainingDiverged(
+                    f"loss became {float(total.detach())} at step {progress.step + 1} ({bad}); "
+                    f"the last good checkpoint {ckpt_path} is kept: lower train.lr or raise "
+                    "train.warmup_steps, then rerun with --resume"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if train_cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            progress.step += 1
+            progress.step_in_epoch += 1
+            seen += batch["image"].shape[0]
+
+            if progress.step % train_cfg.log_every == 0 or progress.step == total_steps:
+                elapsed = time.perf_counter() - tic
+                record = {
+                    "step": progress.step,
+                    "epoch": progress.epoch,
+                    "lr": scheduler.get_last_lr()[0],
+                    **{f"loss/{k}": float(v.detach()) for k, v in losses.items()},
+                    **{f"spike_rate/{k}": float(v) for k, v in rates.items()},
+                    "samples_per_s": seen * dist.world_size / max(elapsed, 1e-9),
+                }
+                logger.log(record)
+                bar.set_postfix(
+                    loss=f"{float(total.detach()):.3f}", sps=f"{record['samples_per_s']:.0f}"
+                )
+                tic, seen = time.perf_counter(), 0
+            bar.update(1)
+            if progress.step % train_cfg.ckpt_every == 0:
+                checkpoint(metrics)
+            if progress.step >= total_steps:
+                break
+        else:
+            progress.epoch += 1
+            progress.step_in_epoch = 0
+            metrics = run_validation()
+    bar.close()
+    if progress.step_in_epoch:  # the run ended mid-epoch (max_steps): validate once more
+        metrics = run_validation()
+    checkpoint(metrics)
+    if dist.enabled:
+        torch.distributed.destroy_process_group()
+    return metrics

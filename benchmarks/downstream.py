@@ -1,0 +1,133 @@
+"""Downstream tasks: fine-tune the hybrid ASH-Net and its ANN-only baseline on every task, then
+evaluate on the test split beside each task's trivial baseline.
+
+Each pre-trained checkpoint is fine-tuned per task for a fixed step budget (`--steps`, per task
+with `--task-steps vqa=400`), from configs/finetune.yaml with the checkpoint's own model
+section, then evaluated (`ash_neuro.evaluate`). Prints the table task, metric, trivial
+baseline, hybrid, ANN-only, and the fine-tuning time. Runs resume: a rerun (or a killed one)
+continues from the checkpoints under --out, so change --out to start afresh.
+
+    .venv/bin/python benchmarks/downstream.py [--init runs/demo/ckpt.pt]
+        [--ann-init runs/bench_pretrain/ann_only/ckpt.pt] [--steps 300] [--tasks vqa,ve]
+        [--out runs/bench_downstream] [key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from ash_neuro.checkpoint import load_checkpoint
+from ash_neuro.config import config_from_dict, load_config
+from ash_neuro.evaluate import evaluate_checkpoint, write_report
+from ash_neuro.finetune import finetune
+from ash_neuro.models.task_model import TASKS
+
+# the rows of the table: each task's standard metric (retrieval: R@1 both ways and the mean)
+ROWS = {
+    "retrieval": ("t2i_r1", "i2t_r1", "r_mean"),
+    "vqa": ("vqa_acc",),
+    "nlvr": ("acc",),
+    "ve": ("acc",),
+    "grounding": ("acc_iou50",),
+}
+MODELS = ("hybrid", "ann_only")
+
+
+def task_steps(default: int, specs: list[str]) -> dict[str, int]:
+    steps = dict.fromkeys(TASKS, default)
+    for spec in specs:
+        task, _, n = spec.partition("=")
+        if task not in TASKS or not n.isdigit():
+            raise SystemExit(f"error: --task-steps {spec!r} is not TASK=N with TASK in {TASKS}")
+        steps[task] = int(n)
+    return steps
+
+
+def run_task(init: Path, task: str, steps: int, out: Path, overrides: list[str]) -> dict:
+    """Fine-tune `init` on `task` for `steps` steps into `out`, evaluate on test."""
+    cfg = load_config(
+        "configs/finetune.yaml", [f"finetune.task={task}", f"train.max_steps={steps}", *overrides]
+    )
+    # the init checkpoint decides the architecture (hybrid or ANN-only, its sizes)
+    cfg = dataclasses.replace(cfg, model=config_from_dict(load_checkpoint(init)["config"]).model)
+    timing = out / "timing.json"
+    start = time.perf_counter()
+    finetune(cfg, out, init, resume=True)
+    done = load_checkpoint(out / "ckpt.pt")["progress"]["step"]
+    if not timing.exists() or json.loads(timing.read_text())["steps"] != done:
+        # a reused run keeps the time it took when it trained
+        timing.write_text(json.dumps({"steps": done, "wall_s": time.perf_counter() - start}))
+    report = evaluate_checkpoint(out / "ckpt.pt", split="test", overrides=overrides)
+    write_report(report, out)
+    return {**report, "finetune_s": json.loads(timing.read_text())["wall_s"], "steps": done}
+
+
+def print_tables(results: dict, inits: dict[str, Path]) -> None:
+    for name, init in inits.items():
+        pre = load_checkpoint(init)["progress"]["step"]
+        print(f"{name}: fine-tuned from {init} ({pre} pre-training steps)")
+    print()
+    print("| task | metric | trivial baseline | hybrid | ANN-only |")
+    print("| --- | --- | --- | --- | --- |")
+    for task, rows in ROWS.items():
+        runs = results.get(task)
+        if not runs:
+            continue
+        first = next(iter(runs.values()))
+        baseline = first["baseline"]
+        for key in rows:
+            cells = [f"{runs[m]['metrics'][key]:.1f}" if m in runs else "-" for m in MODELS]
+            base = f"{baseline['metrics'][key]:.1f} ({baseline['name']})"
+            print(f"| {task} | {key} | {base} | " + " | ".join(cells) + " |")
+    print()
+    print("| task | steps | test examples | hybrid fine-tune+val s | ANN-only fine-tune+val s |")
+    print("| --- | --- | --- | --- | --- |")
+    for task, runs in results.items():
+        first = next(iter(runs.values()))
+        cells = [f"{runs[m]['finetune_s']:.0f}" if m in runs else "-" for m in MODELS]
+        print(f"| {task} | {first['steps']} | {first['n_examples']} | " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--init", default="runs/demo/ckpt.pt", help="hybrid pre-trained ckpt")
+    parser.add_argument(
+        "--ann-init",
+        default="runs/bench_pretrain/ann_only/ckpt.pt",
+        help="ANN-only pre-trained ckpt ('' to skip the column)",
+    )
+    parser.add_argument("--steps", type=int, default=300, help="fine-tuning steps per task")
+    parser.add_argument("--task-steps", nargs="*", default=[], metavar="TASK=N")
+    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated subset")
+    parser.add_argument("--out", default="runs/bench_downstream")
+    parser.add_argument("overrides", nargs="*", help="config overrides for every run")
+    args = parser.parse_args()
+    tasks = [t for t in args.tasks.split(",") if t]
+    unknown = set(tasks) - set(TASKS)
+    if unknown:
+        raise SystemExit(f"error: unknown task(s) {sorted(unknown)}; choose from {TASKS}")
+    steps = task_steps(args.steps, args.task_steps)
+    inits = {"hybrid": Path(args.init)}
+    if args.ann_init and Path(args.ann_init).is_file():
+        inits["ann_only"] = Path(args.ann_init)
+    elif args.ann_init:
+        print(f"no ANN-only checkpoint at {args.ann_init}: that column stays empty")
+    out = Path(args.out)
+    saved = out / "results.json"
+    # runs of other tasks from earlier invocations stay in the table
+    results: dict[str, dict[str, dict]] = json.loads(saved.read_text()) if saved.exists() else {}
+    for task in tasks:
+        for name, init in inits.items():
+            print(f"== {task}: {name} from {init}, {steps[task]} steps")
+            run = run_task(init, task, steps[task], out / name / task, args.overrides)
+            results.setdefault(task, {})[name] = run
+            saved.write_text(json.dumps(results, indent=2) + "\n")
+    print_tables(results, inits)
+
+
+if __name__ == "__main__":
+    main()
