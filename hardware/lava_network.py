@@ -59,21 +59,24 @@ class PyLoihiInjectorModelFixed(PyLoihiInjectorModel):
 
 @dataclass(frozen=True)
 class LavaRun:
-    """Spikes of the output layer (samples, T, *output_shape) and spike counts per layer."""
+    """Spikes of the output layer (samples, T, *output_shape), spike counts per layer and,
+    when recorded, every layer's spike trains (samples, T, *layer_shape)."""
 
     output: np.ndarray
     activity: dict[str, np.ndarray]
     build_s: float
     run_s: float
     steps: int
+    spikes: dict[str, np.ndarray] | None = None
 
     @property
     def ms_per_step(self) -> float:
         return 1000 * self.run_s / self.steps
 
 
-def run_plan(plan: LavaPlan, inputs: np.ndarray) -> LavaRun:
-    """Run `inputs` (samples, T, *plan.input_shape), latency removed, from rest every sample.
+def run_plan(plan: LavaPlan, inputs: np.ndarray, record_spikes: bool = False) -> LavaRun:
+    """Run `inputs` (samples, T, *plan.input_shape), latency removed, from rest every sample;
+    `record_spikes` keeps every layer's spike trains, not only the output layer's.
 
     On any failure the run's processes are killed (and their shared memory unlinked), since
     Lava's `stop()` waits for processes that may never answer; LavaProcessFailed when one of
@@ -84,7 +87,7 @@ def run_plan(plan: LavaPlan, inputs: np.ndarray) -> LavaRun:
     total = samples * steps_per_sample + plan.depth
     started = time.perf_counter()
     network = _Network(plan, steps_per_sample)
-    recorder = _Recorder(plan, samples, steps_per_sample)
+    recorder = _Recorder(plan, samples, steps_per_sample, record_spikes)
     completed = False
     try:
         network.injector.create_runtime(run_cfg=_run_config(plan.mode))
@@ -115,6 +118,12 @@ def run_plan(plan: LavaPlan, inputs: np.ndarray) -> LavaRun:
         build_s=built - started,
         run_s=finished - built,
         steps=total,
+        spikes=None
+        if recorder.trains is None
+        else {
+            layer.name: recorder.trains[layer.name].reshape(samples, steps_per_sample, *layer.shape)
+            for layer in plan.layers
+        },
     )
 
 
@@ -217,7 +226,9 @@ def _run_config(mode: str) -> Loihi2SimCfg:
 class _Recorder:
     """Assigns each streamed step to (sample, t) per layer, dropping the layer's latency."""
 
-    def __init__(self, plan: LavaPlan, samples: int, steps_per_sample: int) -> None:
+    def __init__(
+        self, plan: LavaPlan, samples: int, steps_per_sample: int, keep_trains: bool = False
+    ) -> None:
         self.steps_per_sample = steps_per_sample
         self.samples = samples
         self.latency = {layer.name: layer.latency for layer in plan.layers}
@@ -225,6 +236,12 @@ class _Recorder:
         self.counts = {layer.name: np.zeros((samples, layer.size)) for layer in plan.layers}
         size = plan.layer(plan.output_layer).size
         self.output = np.zeros((samples * steps_per_sample, size), dtype=np.float32)
+        steps = samples * steps_per_sample
+        self.trains = (
+            {layer.name: np.zeros((steps, layer.size), np.float32) for layer in plan.layers}
+            if keep_trains
+            else None
+        )
 
     def record(self, layer: str, step: int, spikes: np.ndarray) -> None:
         index = step - self.latency[layer]
@@ -233,3 +250,5 @@ class _Recorder:
         self.counts[layer][index // self.steps_per_sample] += spikes
         if layer == self.output_layer:
             self.output[index] = spikes
+        if self.trains is not None:
+            self.trains[layer][index] = spikes

@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -41,6 +43,24 @@ def lava_python() -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class LavaResult:
+    """What one Lava run returns, read from out.h5 (see hardware/README.md).
+
+    output     (samples, T, *output_shape) spikes, aligned with the inputs (latency removed)
+    activity   {node: (samples, *layer_shape)} spikes per neuron over each sample's T steps
+    latency    {node: steps} the pipeline latency the harness removed from that node
+    spikes     {node: (samples, T, *layer_shape)} every node's spike trains (if recorded)
+    attrs      out.h5's attributes: mode, dt, steps_run, build_s, run_s, ms_per_step, ...
+    """
+
+    output: np.ndarray
+    activity: dict[str, np.ndarray]
+    latency: dict[str, int]
+    spikes: dict[str, np.ndarray] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
 def run_on_lava(
     nir_path: str | Path,
     inputs: np.ndarray,
@@ -55,6 +75,20 @@ def run_on_lava(
     *layer_shape), summed over the T steps of a sample. `dt` None: the graph's sidecar or
     metadata, else 1e-3 s. Raises LavaError with simulate.py's one-line error.
     """
+    result = simulate_on_lava(nir_path, inputs, mode, dt, timeout)
+    return result.output, result.activity
+
+
+def simulate_on_lava(
+    nir_path: str | Path,
+    inputs: np.ndarray,
+    mode: str = "floating_pt",
+    dt: float | None = None,
+    timeout: float = 3600.0,
+    record_spikes: bool = False,
+) -> LavaResult:
+    """`run_on_lava` returning everything out.h5 holds: with `record_spikes`, every neuron
+    node's spike trains too, and the run's timings and quantisation report."""
     if mode not in MODES:
         raise LavaError(f"unknown mode {mode!r}; use {' or '.join(MODES)}")
     inputs = np.asarray(inputs, dtype=np.float32)
@@ -72,6 +106,8 @@ def run_on_lava(
         ]  # fmt: skip
         if dt is not None:
             command += ["--dt", repr(float(dt))]
+        if record_spikes:
+            command.append("--record-spikes")
         limit = timeout + GRACE_S
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=limit)
@@ -79,10 +115,18 @@ def run_on_lava(
             raise LavaError(f"the Lava run did not end within {limit:g} s") from None
         if done.returncode != 0:
             raise LavaError(_error_line(done.stderr, done.returncode))
-        with h5py.File(out_path, "r") as f:
-            outputs = f["output"][()]
-            activity = {f["activity"][k].attrs["node"]: f["activity"][k][()] for k in f["activity"]}
-    return outputs, activity
+        return _read_out(out_path)
+
+
+def _read_out(path: Path) -> LavaResult:
+    with h5py.File(path, "r") as f:
+        activity = {d.attrs["node"]: d[()] for d in f["activity"].values()}
+        latency = {d.attrs["node"]: int(d.attrs["latency_steps"]) for d in f["activity"].values()}
+        spikes = {}
+        if "spikes" in f:
+            spikes = {d.attrs["node"]: d[()].astype(np.float32) for d in f["spikes"].values()}
+        attrs = {k: v.item() if isinstance(v, np.generic) else v for k, v in f.attrs.items()}
+        return LavaResult(f["output"][()], activity, latency, spikes, attrs)
 
 
 def _error_line(stderr: str, status: int) -> str:

@@ -12,6 +12,8 @@ out.h5  `output` float32 (samples, T, *output_shape): output spikes, aligned wit
         stored as attribute `latency_steps` of its activity dataset)
         `activity/<node>` float32 (samples, *layer_shape): spikes per neuron per sample, over
         the sample's T steps, for every neuron node (LIF, CubaLIF, IF)
+        `spikes/<node>` uint8 (samples, T, *layer_shape): with --record-spikes, every neuron
+        node's spike trains, aligned like `output`
         attributes: mode, dt, samples, time_steps, steps_run, build_s, run_s, ms_per_step,
         lava_nc, and the quantisation report (fixed_pt)
 
@@ -64,6 +66,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds before the run is killed"
     )
+    parser.add_argument(
+        "--record-spikes",
+        action="store_true",
+        help="also write every neuron node's spike trains (group `spikes`)",
+    )
     parser.add_argument("--worker-of", type=int, default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -109,7 +116,7 @@ def work(args: argparse.Namespace) -> int:
     from hardware.lava_network import LavaProcessFailed, run_plan
 
     try:
-        run = run_plan(plan, inputs)
+        run = run_plan(plan, inputs, record_spikes=args.record_spikes)
     except LavaProcessFailed as exc:
         print(f"error: the Lava run failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -188,6 +195,15 @@ def write_outputs(path: Path, run, plan: LavaPlan, quantisation: list[str]) -> N
                 counts = run.activity[layer.name].astype(np.float32)
                 dataset = group.create_dataset(layer.name.replace("/", "."), data=counts)
                 dataset.attrs.update(node=layer.name, kind=layer.kind, latency_steps=layer.latency)
+            if run.spikes is not None:
+                trains = f.create_group("spikes")
+                for layer in plan.layers:
+                    dataset = trains.create_dataset(
+                        layer.name.replace("/", "."),
+                        data=run.spikes[layer.name].astype(np.uint8),
+                        compression="gzip",
+                    )
+                    dataset.attrs.update(node=layer.name, latency_steps=layer.latency)
             f.attrs.update(
                 mode=plan.mode,
                 dt=plan.dt,

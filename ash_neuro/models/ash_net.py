@@ -92,9 +92,19 @@ class ASHNet(nn.Module):
     def encode_image(self, image: Tensor) -> VisualOutput:
         """`(B, 3, H, W)` float in [0, 1] -> `VisualOutput`."""
         ann = self.visual_concrete_encoder(image)
-        spikes, rates, spike_embed = None, {}, None
+        spikes, rates = None, {}
         if self.semantic_abstract_encoder is not None:
             spikes, rates = self.semantic_abstract_encoder(ann)
+        return self.join_visual(ann, spikes, rates)
+
+    def join_visual(
+        self, ann: Tensor, spikes: Tensor | None, rates: dict[str, Tensor] | None = None
+    ) -> VisualOutput:
+        """ANN tokens `(B, n, dim)` and spikes `(T, B, n, out_dim)` (or None) -> `VisualOutput`:
+        the adapter and embeddings after the spiking encoder, so that spikes computed outside
+        PyTorch (the exported encoder on Lava) re-enter the network where Norse's would."""
+        spike_embed = None
+        if spikes is not None:
             pooled = spikes.mean(dim=(0, 2))
             spike_embed = F.normalize(self.spike_embed_proj(pooled), dim=-1)
         tokens = self.adapter(ann, spikes)
@@ -103,7 +113,7 @@ class ASHNet(nn.Module):
             ann_tokens=ann,
             spikes=spikes,
             image_embed=self.itc.embed_image(tokens.mean(dim=1)),
-            spike_rates=rates,
+            spike_rates=rates or {},
             spike_embed=spike_embed,
         )
 

@@ -7,7 +7,7 @@ import pytest
 from lava_helpers import DT
 from nir_reference import simulate as reference
 
-from hardware.runner import LavaError, run_on_lava
+from hardware.runner import LavaError, run_on_lava, simulate_on_lava
 
 
 def test_run_on_lava_returns_aligned_spikes_and_activity(lava, lif_graph, currents):
@@ -18,6 +18,16 @@ def test_run_on_lava_returns_aligned_spikes_and_activity(lava, lif_graph, curren
     assert set(activity) == {"lif1", "lif2"}
     np.testing.assert_array_equal(activity["lif1"], expected["lif1"].sum(axis=1))
     assert activity["lif2"].shape == (6, 4)
+
+
+def test_simulate_on_lava_records_every_layer_step_by_step(lava, lif_graph, currents):
+    path, graph = lif_graph
+    result = simulate_on_lava(path, currents, record_spikes=True)
+    expected = reference(graph, currents.astype(np.float32).astype(np.float64), DT)
+    for layer in ("lif1", "lif2"):
+        np.testing.assert_array_equal(result.spikes[layer], expected[layer])
+    assert result.latency == {"lif1": 1, "lif2": 2}
+    assert result.attrs["mode"] == "floating_pt" and result.attrs["ms_per_step"] > 0
 
 
 def test_run_on_lava_raises_simulate_one_line_error(lava, lif_graph):

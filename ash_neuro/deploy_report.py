@@ -1,0 +1,224 @@
+"""The deployment report of `ash_neuro.deploy`: one folder of JSON, Markdown and PNG plots.
+
+report.json        the full record (machine-readable)
+report.md          the tables for people: task metric Lava vs Norse, spike agreement and
+                   firing rate per layer, simulator time, energy and latency estimates
+raster.png         spike raster of the first image, every layer, Lava (first mode) with
+                   the entries where Norse differs marked
+firing_rates.png   mean firing rate per layer: Norse and each Lava mode
+energy.png         energy per image by layer and operation on the neuromorphic profile,
+                   beside the ANN-equivalent of the same layers
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")  # files only; no display on a headless machine
+import matplotlib.pyplot as plt  # noqa: E402
+
+FILES = ("report.json", "report.md", "raster.png", "firing_rates.png", "energy.png")
+
+
+def write_report(
+    record: dict, rasters: dict[str, dict[str, np.ndarray]], folder: Path
+) -> list[Path]:
+    """Write every file of the report into `folder`; returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(record, indent=2) + "\n")
+    (folder / "report.md").write_text(markdown(record))
+    plot_raster(rasters, folder / "raster.png")
+    plot_firing_rates(record, folder / "firing_rates.png")
+    plot_energy(record, folder / "energy.png")
+    return [folder / name for name in FILES]
+
+
+def markdown(record: dict) -> str:
+    """The report as Markdown tables."""
+    main = record["main_metric"]
+    modes = record["modes"]
+    lines = [
+        f"# Deployment: {record['task']} on {record['split']} "
+        f"({record['n_images']} images, {record['n_examples']} examples)",
+        "",
+        f"checkpoint `{record['checkpoint']}`, encoder `{record['nir']}`: "
+        f"{record['rows_per_image']} token rows per image, {record['time_steps']} steps of "
+        f"{record['dt'] * 1e3:g} ms, layers {record['layer_sizes']}.",
+        "",
+        "## Task metrics (percent): encoder in Norse vs on Lava",
+        "",
+        "| metric | Norse | " + " | ".join(f"Lava {m}" for m in modes) + " |",
+        "| --- | --- |" + " --- |" * len(modes),
+    ]
+    for key, value in record["norse"]["metrics"].items():
+        cells = [f"{modes[m]['metrics'][key]:.2f}" for m in modes]
+        name = f"**{key}**" if key == main else key
+        lines.append(f"| {name} | {value:.2f} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Spiking layers: agreement with Norse and firing rates",
+        "",
+        "Agreement: fraction of equal (step, row, neuron) spike entries on identical inputs.",
+        "",
+        "| layer | Norse rate | "
+        + " | ".join(f"{m} agreement | {m} rate | {m} latency removed" for m in modes)
+        + " |",
+        "| --- | --- |" + " --- | --- | --- |" * len(modes),
+    ]
+    for layer, rate in record["norse"]["firing_rates"].items():
+        cells = []
+        for m in modes:
+            r = modes[m]
+            cells += [
+                f"{100 * r['agreement'][layer]:.3f}%",
+                f"{r['firing_rates'][layer]:.4f}",
+                f"{r['pipeline_latency_steps'][layer]} steps",
+            ]
+        lines.append(f"| {layer} | {rate:.4f} | " + " | ".join(cells) + " |")
+    all_cells = " | ".join(f"{100 * modes[m]['agreement']['all']:.3f}% | | " for m in modes)
+    lines.append(f"| all | | {all_cells} |")
+    lines += [
+        "",
+        "Lava delivers each Dense hop one step late; the harness removes that pipeline latency "
+        "(per layer above) and compares spikes step for step. On a chip the output of a "
+        "sample arrives that many steps after its input.",
+        "",
+        "## Time per image",
+        "",
+        "| | seconds per image | per-step floor (s/image) | ms per step |",
+        "| --- | --- | --- | --- |",
+        f"| Norse (PyTorch) | {record['norse']['seconds_per_image']:.4f} | | |",
+    ]
+    for m in modes:
+        s = modes[m]["simulator"]
+        lines.append(
+            f"| Lava {m} (simulator wall time, not chip time) | {s['seconds_per_image']:.3f} | "
+            f"{s['step_floor_seconds_per_image']:.3f} | {s['ms_per_step']:.2f} |"
+        )
+    for m in modes:
+        e = modes[m]["energy"]
+        profiles = e["profiles"]
+        lines += [
+            "",
+            f"## Energy and latency per image ({m}): estimates, not measurements",
+            "",
+            f"Modelled from published per-operation figures ({', '.join(profiles)}) and the "
+            "run's measured activity; see the sources below.",
+            "",
+            "| layer | synaptic ops | neuron updates | messages | SNN on Loihi (uJ) "
+            "| SNN ops at 45 nm (uJ) | ANN MACs | ANN at 45 nm (uJ) |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for layer in e["layers"]:
+            lines.append(
+                f"| {layer['name']} | {layer['synaptic_ops']:.3g} | {layer['neuron_updates']:.3g}"
+                f" | {layer['messages']:.3g} | {layer['snn_uj']:.3f} | "
+                f"{layer['snn_ops_on_ann_profile_uj']:.3f} | {layer['ann_macs']:.3g} | "
+                f"{layer['ann_uj']:.3f} |"
+            )
+        lines += [
+            f"| total | | | | {e['snn_uj_per_image']:.3f} | "
+            f"{e['snn_ops_on_ann_profile_uj_per_image']:.3f} | | {e['ann_uj_per_image']:.3f} |",
+            "",
+            f"Latency: {e['steps_per_image']} steps per image (token rows streamed one after "
+            f"another, {record['time_steps']} steps each; plus {e['pipeline_fill_steps']} steps "
+            f"of pipeline fill per run) x {e['step_time_us']:.2f} us per modelled step = "
+            f"{e['chip_latency_ms_per_image']:.3f} ms per image on the chip model (single-core "
+            f"serial upper bound); {e['biological_time_ms_per_image']:g} ms of model time (dt).",
+        ]
+    first = next(iter(modes.values()), None)
+    if first is not None:
+        lines += ["", "## Sources of the per-operation figures", ""]
+        for name, profile in first["energy"]["profiles"].items():
+            lines.append(f"- **{name}**: {profile['description']}")
+            for figure, value in profile["values"].items():
+                lines.append(f"  - `{figure}` = {value:g}: {profile['sources'][figure]}")
+    for m in modes:
+        if modes[m]["quantisation"]:
+            lines += ["", f"## Quantisation ({m})", "", "```", modes[m]["quantisation"], "```"]
+    lines += [
+        "",
+        "Plots: `raster.png` (first image), `firing_rates.png`, `energy.png`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def plot_raster(rasters: dict[str, dict[str, np.ndarray]], path: Path) -> None:
+    """Spikes `(T, rows, width)` of one image, a row of plots per layer and a column per Lava
+    mode (Norse alone without one): step r * T + t on x, neuron on y, Norse's differences red.
+    """
+    sides = [side for side in rasters if side != "norse"] or ["norse"]
+    layers = list(rasters[sides[0]])
+    fig, axes = plt.subplots(
+        len(layers), len(sides), figsize=(7 * len(sides), 2.5 * len(layers)), squeeze=False
+    )
+    for column, side in enumerate(sides):
+        for ax, layer in zip(axes[:, column], layers):
+            spikes = rasters[side][layer]
+            steps, rows, _ = spikes.shape
+            flat = spikes.transpose(1, 0, 2).reshape(rows * steps, -1)
+            x, y = np.nonzero(flat)
+            ax.scatter(x, y, s=1, c="black")
+            norse = rasters["norse"][layer].transpose(1, 0, 2).reshape(rows * steps, -1)
+            dx, dy = np.nonzero(norse != flat)
+            ax.scatter(dx, dy, s=8, c="red", marker="x")
+            ax.set_title(f"{layer}, {side}: {len(dx)} entries differ from Norse", fontsize=9)
+            ax.set_ylabel("neuron")
+            ax.set_xlim(0, rows * steps)
+        axes[-1, column].set_xlabel("step (token row x T + t)")
+    fig.suptitle("Spike raster of the first image (black: spikes; red x: differs from Norse)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_firing_rates(record: dict, path: Path) -> None:
+    """Mean firing rate per layer: Norse and every Lava mode side by side."""
+    layers = list(record["norse"]["firing_rates"])
+    sides = {"Norse": record["norse"]["firing_rates"]}
+    sides |= {f"Lava {m}": r["firing_rates"] for m, r in record["modes"].items()}
+    width = 0.8 / len(sides)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for i, (side, rates) in enumerate(sides.items()):
+        x = np.arange(len(layers)) + i * width
+        ax.bar(x, [rates[layer] for layer in layers], width, label=side)
+    ax.set_xticks(np.arange(len(layers)) + width * (len(sides) - 1) / 2, layers)
+    ax.set_ylabel("spikes per neuron per step")
+    ax.set_title("Firing rate per layer")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_energy(record: dict, path: Path) -> None:
+    """Energy per image by layer and operation (first mode), beside the ANN-equivalent."""
+    modes = record["modes"]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if modes:
+        mode, result = next(iter(modes.items()))
+        layers = result["energy"]["layers"]
+        names = [layer["name"] for layer in layers]
+        x = np.arange(len(names))
+        bottom = np.zeros(len(names))
+        for key, label in (
+            ("synaptic_uj", "synaptic ops"),
+            ("neuron_uj", "neuron updates"),
+            ("message_uj", "messages"),
+        ):
+            values = np.array([layer[key] for layer in layers])
+            ax.bar(x - 0.2, values, 0.4, bottom=bottom, label=f"SNN on Loihi: {label}")
+            bottom += values
+        ann = [layer["ann_uj"] for layer in layers]
+        ax.bar(x + 0.2, ann, 0.4, color="grey", label="ANN equivalent, 45 nm MACs")
+        ax.set_xticks(x, names)
+        ax.set_title(f"Energy per image ({mode}; estimates, not measurements)")
+    ax.set_ylabel("uJ per image")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

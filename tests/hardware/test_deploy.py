@@ -1,0 +1,101 @@
+"""`python -m ash_neuro.deploy`: a tiny checkpoint's encoder on Lava against Norse, the report,
+and one-line errors (missing graph, a graph of another checkpoint, no Lava environment)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ash_neuro.checkpoint import save_checkpoint
+from ash_neuro.config import config_to_dict, override_config
+from ash_neuro.data.tokenizer import load_tokenizer, tokenizer_path_for
+from ash_neuro.deploy import main
+from ash_neuro.deploy_report import FILES
+from ash_neuro.models.factory import build_model
+from ash_neuro.nir_export import export_checkpoint
+
+
+def make_run(folder, cfg, seed=0):
+    """An (untrained, weights from `seed`) checkpoint of `cfg` and its exported encoder.nir
+    in `folder`."""
+    tokenizer = load_tokenizer(tokenizer_path_for(cfg.world.path))
+    torch.manual_seed(seed)
+    model = build_model(cfg, len(tokenizer), tokenizer.pad_token_id)
+    state = {"config": config_to_dict(cfg), "model": model.state_dict()}
+    ckpt = save_checkpoint(state, folder / "ckpt.pt")
+    export_checkpoint(ckpt, folder / "encoder.nir", samples=2)
+    return ckpt, folder / "encoder.nir"
+
+
+@pytest.fixture
+def tiny_run(tiny_config, tmp_path):
+    return make_run(tmp_path, tiny_config)
+
+
+def fails_with(capsys, argv) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_deploy_reports_lava_beside_norse(lava, tiny_run, tmp_path, capsys):
+    ckpt, graph = tiny_run
+    report = tmp_path / "report"
+    record = main(
+        [str(ckpt), str(graph), "--limit", "3", "--device", "cpu"] + ["--report", str(report)]
+    )
+    assert sorted(record["modes"]) == ["fixed_pt", "floating_pt"]
+    floating = record["modes"]["floating_pt"]
+    assert floating["agreement"]["all"] >= 0.99
+    assert sum(record["norse"]["firing_rates"].values()) > 0  # not a vacuous comparison
+    for key, value in record["norse"]["metrics"].items():
+        assert abs(floating["metrics"][key] - value) <= 0.5
+    assert floating["pipeline_latency_steps"] == {"lif1": 1, "lif2": 2}
+    for result in record["modes"].values():
+        assert set(result["agreement"]) == {"lif1", "lif2", "all"}
+        energy = result["energy"]
+        assert energy["snn_uj_per_image"] > 0 and energy["ann_uj_per_image"] > 0
+        assert "not measured" in energy["estimate"]
+        assert "not chip time" in result["simulator"]["label"]
+    # every file of the report exists and parses
+    assert json.loads((report / "report.json").read_text()) == record
+    markdown = (report / "report.md").read_text()
+    assert "| **r_mean** |" in markdown and "estimates, not measurements" in markdown
+    for name in FILES:
+        assert (report / name).stat().st_size > 0
+        if name.endswith(".png"):
+            assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "written:" in capsys.readouterr().out
+
+
+def test_missing_graph_is_one_line(tiny_run, tmp_path, capsys):
+    ckpt, _ = tiny_run
+    line = fails_with(capsys, [str(ckpt), str(tmp_path / "absent.nir")])
+    assert "absent.nir not found" in line and "export/to_nir.py" in line
+
+
+def test_graph_of_another_checkpoint_is_refused(tiny_run, tiny_config, tmp_path, capsys):
+    ckpt, _ = tiny_run
+    other = tmp_path / "other"
+    cfg = override_config(tiny_config, ["model.spiking.time_steps=4"])
+    _, graph = make_run(other, cfg)
+    line = fails_with(capsys, [str(ckpt), str(graph)])
+    assert "was not exported from this checkpoint" in line and "time_steps 4 vs 3" in line
+
+
+def test_graph_with_other_weights_is_refused(tiny_run, tiny_config, tmp_path, capsys):
+    _, graph = tiny_run
+    other, _ = make_run(tmp_path / "other", tiny_config, seed=1)  # same shapes, other weights
+    line = fails_with(capsys, [str(other), str(graph)])
+    assert "was not exported from this checkpoint: no graph weight matches" in line
+
+
+def test_missing_lava_environment_is_one_line(tiny_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ASH_LAVA_PYTHON", str(tmp_path / "no-python"))
+    line = fails_with(capsys, [str(p) for p in tiny_run])
+    assert "make lava-env" in line
