@@ -1,6 +1,6 @@
 # ash-neuro: two commands set everything up.
 #   make demo   create both environments, generate the procedural world, train the default
-#               model, export its spiking encoder to NIR
+#               model, export its spiking encoder to NIR, run it on Lava with the report
 #   make test   create both environments, lint, run the test suite
 # Both are idempotent: environments carry a stamp keyed on the pinned requirements.
 
@@ -52,7 +52,13 @@ world: env
 
 demo: world lava-env
 	$(PY) -m ash_neuro.train --config $(CONFIG) --out $(RUN_DIR) --resume world.path=$(WORLD)
-	$(PY) export/to_nir.py $(RUN_DIR)/ckpt.pt -o $(RUN_DIR)/encoder.nir
+	@if [ $(RUN_DIR)/encoder.nir -nt $(RUN_DIR)/ckpt.pt ]; then \
+		echo "export: $(RUN_DIR)/encoder.nir is newer than its checkpoint, reusing"; \
+	else $(PY) export/to_nir.py $(RUN_DIR)/ckpt.pt -o $(RUN_DIR)/encoder.nir; fi
+	@if [ $(RUN_DIR)/deploy/report.json -nt $(RUN_DIR)/encoder.nir ]; then \
+		echo "deploy: $(RUN_DIR)/deploy/report.json is newer than the graph, reusing"; \
+	else $(PY) -m ash_neuro.deploy $(RUN_DIR)/ckpt.pt $(RUN_DIR)/encoder.nir --task retrieval \
+		--split test --limit 16 --report $(RUN_DIR)/deploy; fi
 
 lint: env
 	$(VENV)/bin/ruff check
