@@ -145,12 +145,42 @@ class FinetuneConfig:
 
 
 @dataclass
+class DataConfig:
+    """Where fine-tuning and evaluation read their examples: the procedural world (default) or
+    a real data set in its own format (`ash_neuro.data.readers`; options described there, ""
+    or 0 meaning the format's default). The tokenizer stays the world's."""
+
+    kind: Literal[
+        "world",
+        "coco",
+        "flickr30k",
+        "vqa_v2",
+        "nlvr2",
+        "snli_ve",
+        "refcoco",
+        "refcoco+",
+        "refcocog",
+    ] = "world"
+    root: str = ""  # "" with kind world: world.path
+    transform: Literal["resize", "letterbox"] = "resize"
+    on_error: Literal["skip", "stop"] = "skip"
+    check_images: bool = True
+    annotations: str = ""
+    images: str = ""
+    questions: str = ""
+    answers: str = ""
+    top_k: int = 0
+    instances: str = ""
+
+
+@dataclass
 class Config:
     world: WorldConfig = field(default_factory=WorldConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    data: DataConfig = field(default_factory=DataConfig)
 
 
 def _type_name(tp: Any) -> str:

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ash_neuro.config import Config, LossConfig
 from ash_neuro.data.datasets import (
+    MAX_INSTANCES,
     CaptionDataset,
     Collator,
     EntailmentDataset,
@@ -37,7 +38,8 @@ from ash_neuro.data.datasets import (
     open_source,
     retrieval_split,
 )
-from ash_neuro.data.records import NLVRRecord
+from ash_neuro.data.readers import open_dataset_source
+from ash_neuro.data.records import NLVRRecord, Source
 from ash_neuro.losses.mlm import TokenizerInfo
 from ash_neuro.losses.vqa import vqa_soft_bce_loss
 from ash_neuro.metrics import (
@@ -97,16 +99,53 @@ def within_limit(records: Sequence, limit: int) -> list[int]:
     ]
 
 
+_SOURCES: dict[tuple, Source] = {}
+
+
+def task_source(cfg: Config, split: str) -> Source:
+    """One split of the configured data (`data:`): the world file, or a real data set read in
+    its own format; opened once per process, with the reader's summary printed."""
+    d = cfg.data
+    if d.kind == "world" and not d.root:
+        return open_source(cfg.world.path, split)
+    key = (dataclasses.astuple(d), cfg.world.image_size, split)
+    if key not in _SOURCES:
+        options = dict(
+            annotations=d.annotations,
+            images=d.images,
+            questions=d.questions,
+            answers=d.answers,
+            top_k=d.top_k,
+            instances=d.instances,
+        )
+        source = open_dataset_source(
+            d.kind,
+            d.root or cfg.world.path,
+            split,
+            image_size=cfg.world.image_size,
+            transform=d.transform,
+            on_error=d.on_error,
+            check_images=d.check_images,
+            **options,
+        )
+        if hasattr(source, "summary"):
+            print(source.summary())
+        _SOURCES[key] = source
+    return _SOURCES[key]
+
+
 def task_dataset(cfg: Config, task: str, split: str, tokenizer=None) -> TaskDataset:
-    """The task's dataset of one split of `cfg.world.path` (retrieval: one random caption per
-    image and epoch, for training)."""
+    """The task's dataset of one split of the configured data (retrieval: one random caption
+    per image and epoch, for training)."""
     if task not in DATASETS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    source, max_len = task_source(cfg, split), cfg.model.text.max_len
     if task == "retrieval":
-        return CaptionDataset(
-            cfg.world.path, split, tokenizer, cfg.model.text.max_len, seed=cfg.train.seed
-        )
-    return DATASETS[task](cfg.world.path, split, tokenizer, cfg.model.text.max_len)
+        return CaptionDataset(source, split, tokenizer, max_len, seed=cfg.train.seed)
+    if task == "grounding":  # real data sets hold more candidate boxes than the world's 6
+        k = getattr(source, "max_candidates", MAX_INSTANCES)
+        return GroundingDataset(source, split, tokenizer, max_len, max_instances=k)
+    return DATASETS[task](source, split, tokenizer, max_len)
 
 
 def retrieval_losses(loss_cfg: LossConfig) -> LossConfig:
@@ -195,7 +234,7 @@ def retrieval_metrics(
 ) -> dict[str, float]:
     """Recall@1/5/10 both ways over the first `limit` images of a split and all their captions
     (ITC ranking; ITM re-ranking of the top `rerank_k`); `n` is the number of captions."""
-    data = retrieval_split(cfg.world.path, split, limit=limit)
+    data = retrieval_split(task_source(cfg, split), split, limit=limit)
     metrics = evaluate_retrieval(
         backbone,
         data.images,
@@ -248,12 +287,12 @@ def trivial_baseline(cfg: Config, task: str, split: str, limit: int = 0) -> dict
     candidate whose centre lies nearest the image centre.
     """
     if task == "retrieval":
-        return chance_recall(retrieval_split(cfg.world.path, split, limit=limit).img2txt)
+        return chance_recall(retrieval_split(task_source(cfg, split), split, limit=limit).img2txt)
     table = DATASETS[task].table
-    source = open_source(cfg.world.path, split)
+    source = task_source(cfg, split)
     records = getattr(source, table)()
     records = [records[row] for row in within_limit(records, limit)]
-    train = getattr(open_source(cfg.world.path, "train"), table)()
+    train = getattr(task_source(cfg, "train"), table)()
     if task == "vqa":
         totals: Counter = Counter()
         for record in train:

@@ -200,3 +200,25 @@ def test_evaluate_cli_unknown_task_is_one_line(pretrained):
     assert result.returncode == 2
     assert "unknown task 'captioning'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_finetune_reads_a_real_format_data_set(tiny_world, pretrained, tmp_path):
+    """data.kind=snli_ve: the same command fine-tunes on SNLI-VE JSON lines and images."""
+    from tests.data.readers.reader_fixtures import snli_ve_record, write_image, write_jsonl
+
+    root = tmp_path / "snli_ve"
+    labels = ("entailment", "neutral", "contradiction")
+    for code in range(4):
+        write_image(root / "flickr30k_images" / f"{100 + code}.jpg", code)
+    for name in ("train", "dev"):  # the reader maps split val to the file of "dev"
+        records = [
+            snli_ve_record(str(100 + i % 4), f"a red circle number {i}", labels[i % 3])
+            for i in range(18)
+        ]
+        records.append(snli_ve_record("999", "an image that is not there", "neutral"))
+        write_jsonl(root / f"snli_ve_{name}.jsonl", records)
+    cfg = finetune_config(tiny_world, "ve", "data.kind=snli_ve", f"data.root={root}")
+    metrics = finetune_module.finetune(cfg, tmp_path / "out", pretrained)
+    assert load_checkpoint(tmp_path / "out" / "ckpt.pt")["progress"]["step"] == 4
+    assert metrics["n"] == 18  # the record whose image is missing was skipped
+    assert 0.0 <= metrics["acc"] <= 100.0
