@@ -15,8 +15,10 @@ Latency: Lava delivers each Dense hop one step late; hardware/simulate.py remove
 pipeline latency (it returns spikes aligned with their input step) and reports it per layer,
 and this report states it beside the results.
 
-A task is a function `(model, cfg, tokenizer, device, split, limit) -> TaskRun`: the images
-whose encoder runs on Lava and a scorer of the re-joined visual output; `TASKS` lists them.
+A task is a function `(model, cfg, tokenizer, device, split, limit) -> TaskRun` of the task's
+`TaskModel` (`ash_neuro.evaluate.load_task_model`: a pre-trained checkpoint, or one fine-tuned
+for that task; retrieval runs on any): the images whose encoder runs on Lava and a scorer of
+the re-joined visual output; `TASKS` lists them (retrieval, vqa).
 """
 
 from __future__ import annotations
@@ -31,27 +33,27 @@ import nir
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils.data import Subset
 from tqdm import tqdm
 
-from ash_neuro.checkpoint import load_checkpoint
-from ash_neuro.config import Config, config_from_dict
-from ash_neuro.data.datasets import retrieval_split
-from ash_neuro.data.tokenizer import load_tokenizer, tokenizer_path_for
+from ash_neuro.config import Config
+from ash_neuro.data.datasets import Collator, images_to_float, retrieval_split
 from ash_neuro.energy import (
     energy_per_image,
     layer_counts,
     load_profile,
     step_time_ns,
 )
-from ash_neuro.errors import AshError, CheckpointError, cli_entry
-from ash_neuro.finetune import backbone_weights
+from ash_neuro.errors import AshError, cli_entry
+from ash_neuro.evaluate import load_task_model
 from ash_neuro.loop import world_path
 from ash_neuro.metrics import recall_at_k
 from ash_neuro.models.ash_net import ASHNet, VisualOutput
-from ash_neuro.models.factory import build_model
+from ash_neuro.models.task_model import TaskModel
 from ash_neuro.nir_export import EncoderContract, NIRExportError, read_contract, sidecar_path
 from ash_neuro.retrieval import embed_texts
 from ash_neuro.runtime import resolve_device
+from ash_neuro.tasks import predict, task_dataset, task_metrics, within_limit
 from hardware.runner import MODES, lava_python, simulate_on_lava
 
 BATCH = 64  # images per PyTorch forward pass
@@ -87,12 +89,12 @@ class TaskRun:
 
 
 def retrieval_task(
-    model: ASHNet, cfg: Config, tokenizer, device: torch.device, split: str, limit: int
+    model: TaskModel, cfg: Config, tokenizer, device: torch.device, split: str, limit: int
 ) -> TaskRun:
     """Image-text retrieval over the first `limit` images of a split and all their captions,
     ranked by ITC similarity (Recall@1/5/10 both ways, `ash_neuro.metrics.recall_at_k`)."""
     data = retrieval_split(world_path(cfg), split, limit=limit)
-    text_embed = embed_texts(model, data.texts, tokenizer, cfg.model.text.max_len, device)
+    text_embed = embed_texts(model.backbone, data.texts, tokenizer, cfg.model.text.max_len, device)
 
     def score(_model: ASHNet, visual: VisualOutput) -> dict[str, float]:
         similarity = visual.image_embed.float().cpu() @ text_embed.T
@@ -101,25 +103,42 @@ def retrieval_task(
     return TaskRun(data.images, score, "r_mean", len(data.texts))
 
 
-TASKS: dict[str, Callable[..., TaskRun]] = {"retrieval": retrieval_task}
+def vqa_task(
+    model: TaskModel, cfg: Config, tokenizer, device: torch.device, split: str, limit: int
+) -> TaskRun:
+    """VQA over the questions on the first `limit` images of a split: the fine-tuned head over
+    the question fused with the re-joined visual tokens (`ash_neuro.tasks`' soft accuracy)."""
+    dataset = task_dataset(cfg, "vqa", split, tokenizer)
+    questions = Subset(dataset, within_limit(dataset.records, limit))
+    images = min(limit, len(dataset.source))
+    pixels = images_to_float(np.stack([dataset.source.image(i) for i in range(images)]))
+    collate = Collator(tokenizer, cfg.model.text.max_len)
+
+    def score(_model: ASHNet, visual: VisualOutput) -> dict[str, float]:
+        def encode(batch: dict) -> VisualOutput:
+            return select_visual(visual, batch["image_id"].to(visual.tokens.device))
+
+        return task_metrics("vqa", predict(model, questions, collate, device, encode))
+
+    return TaskRun(pixels, score, "vqa_acc", len(questions))
+
+
+TASKS: dict[str, Callable[..., TaskRun]] = {"retrieval": retrieval_task, "vqa": vqa_task}
 
 
 # --- loading and checking --------------------------------------------------------------------
 
 
-def load_model(ckpt_path: Path, device: torch.device) -> tuple[ASHNet, Config, object]:
-    """(hybrid ASHNet with the checkpoint's weights, in eval mode, config, tokenizer)."""
-    state = load_checkpoint(ckpt_path)
-    if not isinstance(state.get("config"), dict) or not isinstance(state.get("model"), dict):
-        raise CheckpointError(f"{ckpt_path} holds no 'config' and 'model'")
-    cfg = config_from_dict(state["config"])
-    if not cfg.model.hybrid:
+def load_model(
+    ckpt_path: Path, task: str, device: torch.device
+) -> tuple[TaskModel, Config, object]:
+    """(the hybrid `TaskModel` of `task` with the checkpoint's weights, in eval mode, config,
+    tokenizer)."""
+    model, cfg, tokenizer = load_task_model(ckpt_path, task)
+    if not model.backbone.hybrid:
         raise DeployError(
             f"{ckpt_path} has no spiking encoder (model.hybrid=false): nothing to deploy"
         )
-    tokenizer = load_tokenizer(tokenizer_path_for(world_path(cfg)))
-    model = build_model(cfg, len(tokenizer), tokenizer.pad_token_id)
-    model.load_state_dict(backbone_weights(state))
     return model.to(device).eval(), cfg, tokenizer
 
 
@@ -268,6 +287,17 @@ def join_and_score(
     return task.score(model, visual)
 
 
+def select_visual(visual: VisualOutput, rows: Tensor) -> VisualOutput:
+    """The images `rows` of a `VisualOutput` (spike rates dropped, as in `concat_visual`)."""
+    return VisualOutput(
+        tokens=visual.tokens[rows],
+        ann_tokens=visual.ann_tokens[rows],
+        spikes=None if visual.spikes is None else visual.spikes[:, rows],
+        image_embed=visual.image_embed[rows],
+        spike_embed=None if visual.spike_embed is None else visual.spike_embed[rows],
+    )
+
+
 def concat_visual(parts: list[VisualOutput]) -> VisualOutput:
     """Batches of `VisualOutput` as one (spike rates dropped: they are per batch)."""
     spike_embed = [p.spike_embed for p in parts]
@@ -374,10 +404,11 @@ def deploy(
         raise DeployError(f"--limit must be at least 1 image, got {limit}")
     contract = encoder_contract(nir_path)
     torch_device = resolve_device(device)
-    model, cfg, tokenizer = load_model(ckpt_path, torch_device)
+    task_model, cfg, tokenizer = load_model(ckpt_path, task, torch_device)
+    model = task_model.backbone
     check_belongs(model, contract, nir_path)
     lava_python()  # fail before the task's work when the Lava environment is missing
-    run = TASKS[task](model, cfg, tokenizer, torch_device, split, limit)
+    run = TASKS[task](task_model, cfg, tokenizer, torch_device, split, limit)
     images = len(run.images)
     ann, currents = encoder_currents(model, run.images, torch_device, seed)
     rows = contract.tokens_per_image
@@ -438,7 +469,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(
         prog="python -m ash_neuro.deploy", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("checkpoint", type=Path, help="ckpt.pt of a hybrid ASH-Net")
+    parser.add_argument(
+        "checkpoint",
+        type=Path,
+        help="ckpt.pt of a hybrid ASH-Net, pre-trained or fine-tuned (vqa: fine-tuned for vqa)",
+    )
     parser.add_argument("nir", type=Path, help="its encoder.nir (export/to_nir.py)")
     parser.add_argument("--task", default="retrieval", choices=sorted(TASKS))
     parser.add_argument("--split", default="test", help="train, val, test or compositional")

@@ -31,6 +31,8 @@ def load_task_model(
     """(model with weights, config, tokenizer) for evaluating `task` (default: the
     checkpoint's own task, retrieval for a pre-training checkpoint)."""
     state = load_checkpoint(ckpt_path)
+    if not isinstance(state.get("config"), dict) or not isinstance(state.get("model"), dict):
+        raise CheckpointError(f"{ckpt_path} holds no 'config' and 'model'")
     own = state.get("task", {}).get("name")
     task = task or own or "retrieval"
     if task not in TASKS:

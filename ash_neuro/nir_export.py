@@ -624,12 +624,13 @@ def export_checkpoint(
     samples: int = 8,
     seed: int = 0,
 ) -> ExportReport:
-    """Export the semantic abstract encoder of an ash-neuro checkpoint (default output:
-    `encoder.nir` beside it), verified on `samples` images pushed through the model's own
-    visual encoder and input encoding."""
+    """Export the semantic abstract encoder of an ash-neuro checkpoint, pre-trained or
+    fine-tuned (default output: `encoder.nir` beside it), verified on `samples` images pushed
+    through the model's own visual encoder and input encoding."""
     from ash_neuro.checkpoint import load_checkpoint
     from ash_neuro.config import config_from_dict
     from ash_neuro.errors import CheckpointError
+    from ash_neuro.finetune import backbone_weights
     from ash_neuro.models.factory import build_model
 
     if samples < 1:
@@ -639,18 +640,19 @@ def export_checkpoint(
     if not isinstance(state.get("config"), dict) or not isinstance(state.get("model"), dict):
         raise CheckpointError(
             f"{checkpoint} holds no 'config' and 'model'; point to a ckpt.pt written by "
-            "`python -m ash_neuro.train`"
+            "`python -m ash_neuro.train` or `python -m ash_neuro.finetune`"
         )
     cfg = config_from_dict(state["config"])
     if not cfg.model.hybrid:
         raise NIRExportError(NO_ENCODER)
+    weights = backbone_weights(state)  # a fine-tuned checkpoint holds them under a prefix
     # The pad id only marks the text embedding's padding row, which the loaded weights
     # overwrite, and never reaches the spiking encoder.
-    model = build_model(cfg, vocab_size=_vocab_size(state, checkpoint), pad_token_id=0)
+    model = build_model(cfg, vocab_size=_vocab_size(weights, checkpoint), pad_token_id=0)
     # Only the two encoders the samples pass through are loaded (strictly): the rest of the
     # network never reaches the export, and may differ in a checkpoint from older code.
     for part in ("visual_concrete_encoder", "semantic_abstract_encoder"):
-        _load_part(model, part, state["model"], checkpoint)
+        _load_part(model, part, weights, checkpoint)
     model.eval()
     encoder = model.semantic_abstract_encoder
     if encoder is None:
@@ -734,7 +736,7 @@ def _load_part(model: torch.nn.Module, part: str, weights: Mapping[str, Any], ch
     module.load_state_dict(own)
 
 
-def _vocab_size(state: Mapping[str, Any], checkpoint: Path) -> int:
+def _vocab_size(weights: Mapping[str, Any], checkpoint: Path) -> int:
     """The vocabulary size, read from the rows of the text embedding in the weights: they must
     match it to load at all, and need no tokenizer file, which may not travel with the
     checkpoint."""
@@ -742,7 +744,7 @@ def _vocab_size(state: Mapping[str, Any], checkpoint: Path) -> int:
 
     shapes = {
         tuple(value.shape)
-        for key, value in state["model"].items()
+        for key, value in weights.items()
         if key.endswith("word_embeddings.weight") and getattr(value, "ndim", 0) == 2
     }
     if len(shapes) != 1:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +49,7 @@ from ash_neuro.metrics import (
     iou_accuracy,
     vqa_soft_accuracy,
 )
+from ash_neuro.models.ash_net import VisualOutput
 from ash_neuro.models.task_model import TASKS, TaskModel
 from ash_neuro.objective import pretraining_losses
 from ash_neuro.retrieval import evaluate_retrieval
@@ -183,17 +184,22 @@ class FinetuneObjective(nn.Module):
 
 @torch.no_grad()
 def predict(
-    model: TaskModel, dataset: Dataset, collate_fn, device: torch.device
+    model: TaskModel,
+    dataset: Dataset,
+    collate_fn,
+    device: torch.device,
+    encode: Callable[[Mapping], VisualOutput] | None = None,
 ) -> dict[str, Tensor]:
     """Predictions and targets over a dataset, on the CPU: vqa `pred`, `answer`,
-    `answer_scores`; nlvr/ve `pred`, `label`; grounding `pred_box`, `box`."""
+    `answer_scores`; nlvr/ve `pred`, `label`; grounding `pred_box`, `box`. `encode(batch)`
+    supplies the batch's encoded images (default: the model encodes `batch["image"]`)."""
     was_training = model.training
     model.eval()
     out: dict[str, list[Tensor]] = {}
     try:
         for batch in DataLoader(dataset, batch_size=EVAL_BATCH, collate_fn=collate_fn):
             batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-            pred = model(batch)[0].argmax(dim=-1)
+            pred = model(batch, encode(batch) if encode else None)[0].argmax(dim=-1)
             if model.task == "grounding":
                 rows = torch.arange(len(pred), device=pred.device)
                 got = {"pred_box": batch["candidate_boxes"][rows, pred], "box": batch["box"]}

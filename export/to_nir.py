@@ -1,10 +1,11 @@
 """`python export/to_nir.py ckpt.pt [-o encoder.nir]`: the spiking encoder as a NIR graph.
 
-Writes the semantic abstract encoder of a checkpoint as a NIR graph (HDF5) and its contract
-(input encoding, T, dt, shapes) as graph metadata and as `<output>.json`; verifies the written
-file against the encoder on sample inputs before it replaces the output (see
-`ash_neuro/nir_export.py`). Exit status 0 on success, 1 when the written graph does not
-reproduce the encoder, 2 for a bad checkpoint, layer or output path (one `error:` line).
+Writes the semantic abstract encoder of a checkpoint (pre-trained or fine-tuned) as a NIR graph
+(HDF5) and its contract (input encoding, T, dt, shapes) as graph metadata and as
+`<output>.json`; verifies the written file against the encoder on sample inputs before it
+replaces the output (see `ash_neuro/nir_export.py`). Exit status 0 on success, 1 when the
+written graph does not reproduce the encoder, 2 for a bad checkpoint, layer or output path (one
+`error:` line).
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python export/to_nir.py",
         description="Export the spiking semantic abstract encoder of a checkpoint to NIR.",
     )
-    parser.add_argument("checkpoint", help="ckpt.pt written by `python -m ash_neuro.train`")
+    parser.add_argument(
+        "checkpoint",
+        help="ckpt.pt written by `python -m ash_neuro.train` or `python -m ash_neuro.finetune`",
+    )
     parser.add_argument(
         "-o",
         "--output",

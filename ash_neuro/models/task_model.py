@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from ash_neuro.models.ash_net import ASHNet
+from ash_neuro.models.ash_net import ASHNet, VisualOutput
 from ash_neuro.models.task_heads import BoxScoringHead, ClassifierHead, pool_regions
 
 TASKS = ("retrieval", "vqa", "nlvr", "ve", "grounding")
@@ -52,7 +52,12 @@ class TaskModel(nn.Module):
         else:
             self.head = None
 
-    def forward(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(
+        self, batch: Mapping[str, Tensor], visual: VisualOutput | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """`visual`: the batch's images already encoded (e.g. spikes computed outside PyTorch,
+        re-joined by `ASHNet.join_visual`; nlvr: left images, then right ones); default:
+        `batch["image"]` through the backbone."""
         if self.head is None:
             raise ValueError("retrieval has no task head: use the backbone's ITC/ITM heads")
         net = self.backbone
@@ -62,7 +67,8 @@ class TaskModel(nn.Module):
             # one pass over both images; the statement is fused with each
             image = torch.cat([image, batch["image_b"]])
             ids, mask = torch.cat([ids, ids]), torch.cat([mask, mask])
-        visual = net.encode_image(image)
+        if visual is None:
+            visual = net.encode_image(image)
         text = net.encode_text(ids, mask)
         cls = net.fuse(text.hidden, mask, visual.tokens)[:, 0]
         rates = {name: rate.detach() for name, rate in visual.spike_rates.items()}

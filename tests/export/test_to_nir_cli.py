@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 
 import nir
+import numpy as np
 import pytest
 import torch
 
 from ash_neuro.checkpoint import load_checkpoint, save_checkpoint
 from ash_neuro.config import config_to_dict, load_config
-from ash_neuro.models.factory import build_model
+from ash_neuro.models.factory import build_model, build_task_model
 from ash_neuro.models.semantic_abstract_encoder import ENCODINGS as MODEL_ENCODINGS
 from ash_neuro.nir_export import ENCODINGS, read_contract, sidecar_path
 
@@ -84,6 +85,31 @@ def test_cli_exports_and_verifies_a_checkpoint(tmp_path):
     graph = nir.read(path)
     assert list(graph.nodes["input"].input_type["input"]) == [16]
     assert list(graph.nodes["output"].output_type["output"]) == [12]
+
+
+def test_a_fine_tuned_checkpoint_exports_its_own_encoder(tmp_path, capsys):
+    # a fine-tuned checkpoint holds the TaskModel's weights: the backbone under "backbone."
+    cfg = load_config(ROOT / "configs" / "default.yaml", [*TINY, "finetune.task=vqa"])
+    torch.manual_seed(1)
+    model = build_task_model(cfg, vocab_size=40, pad_token_id=0, n_answers=3)
+    state = {
+        "config": config_to_dict(cfg),
+        "model": model.state_dict(),
+        "task": {"name": "vqa", "answers": ["a", "b", "c"]},
+    }
+    ckpt = save_checkpoint(state, tmp_path / "vqa" / "ckpt.pt")
+    assert load_cli().main([str(ckpt)]) == 0
+    assert "100.00% of output spikes" in capsys.readouterr().out
+    graph = nir.read(ckpt.parent / "encoder.nir")
+    exported = [n.weight for n in graph.nodes.values() if isinstance(n, nir.Affine)]
+    layers = [
+        m
+        for m in model.backbone.semantic_abstract_encoder.network
+        if isinstance(m, torch.nn.Linear)
+    ]
+    assert len(exported) == len(layers)
+    for weight, layer in zip(exported, layers, strict=True):
+        assert np.array_equal(weight, layer.weight.detach().numpy())
 
 
 def test_missing_checkpoint_is_one_line_without_traceback(tmp_path):

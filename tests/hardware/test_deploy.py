@@ -13,8 +13,10 @@ from ash_neuro.config import config_to_dict, override_config
 from ash_neuro.data.tokenizer import load_tokenizer, tokenizer_path_for
 from ash_neuro.deploy import main
 from ash_neuro.deploy_report import FILES
-from ash_neuro.models.factory import build_model
+from ash_neuro.evaluate import evaluate_checkpoint
+from ash_neuro.models.factory import build_model, build_task_model
 from ash_neuro.nir_export import export_checkpoint
+from ash_neuro.tasks import task_dataset
 
 
 def make_run(folder, cfg, seed=0):
@@ -71,6 +73,53 @@ def test_deploy_reports_lava_beside_norse(lava, tiny_run, tmp_path, capsys):
         if name.endswith(".png"):
             assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "written:" in capsys.readouterr().out
+
+
+def make_vqa_run(folder, cfg, seed=0):
+    """An (untrained) checkpoint fine-tuned for VQA, as `ash_neuro.finetune` writes it, and the
+    export of its encoder."""
+    cfg = override_config(cfg, ["finetune.task=vqa"])
+    tokenizer = load_tokenizer(tokenizer_path_for(cfg.world.path))
+    train = task_dataset(cfg, "vqa", "train")
+    answers = list(train.answers)
+    torch.manual_seed(seed)
+    model = build_task_model(cfg, len(tokenizer), tokenizer.pad_token_id, len(answers))
+    counts = torch.bincount(torch.tensor([r.answer for r in train.records]), minlength=len(answers))
+    with torch.no_grad():  # the training prior as the bias: an accuracy above 0 to compare
+        model.head.net[-1].bias.copy_(counts.add(1).float().log())
+    state = {
+        "config": config_to_dict(cfg),
+        "model": model.state_dict(),
+        "task": {"name": "vqa", "answers": answers},
+    }
+    ckpt = save_checkpoint(state, folder / "ckpt.pt")
+    export_checkpoint(ckpt, folder / "encoder.nir", samples=2)
+    return ckpt, folder / "encoder.nir"
+
+
+def test_deploy_vqa_of_a_fine_tuned_checkpoint(lava, tiny_config, tmp_path):
+    ckpt, graph = make_vqa_run(tmp_path, tiny_config)
+    argv = [str(ckpt), str(graph), "--task", "vqa", "--limit", "3", "--mode", "floating_pt"]
+    record = main(argv + ["--device", "cpu", "--report", str(tmp_path / "report")])
+    assert record["main_metric"] == "vqa_acc" and record["n_examples"] > 0
+    assert sum(record["norse"]["firing_rates"].values()) > 0
+    floating = record["modes"]["floating_pt"]
+    assert floating["agreement"]["all"] >= 0.99
+    assert set(floating["metrics"]) == {"vqa_acc", "exact_acc"}
+    norse = record["norse"]["metrics"]
+    assert norse["vqa_acc"] > 0  # not a vacuous comparison
+    tolerance = 100 / record["n_examples"]  # one question
+    # the same questions through the plain PyTorch forward (the evaluate command)
+    plain = evaluate_checkpoint(ckpt, split="test", limit=3, overrides=["train.device=cpu"])
+    assert plain["n_examples"] == record["n_examples"]
+    for key, value in norse.items():
+        assert abs(floating["metrics"][key] - value) <= tolerance
+        assert abs(plain["metrics"][key] - value) <= tolerance
+
+
+def test_vqa_needs_a_vqa_checkpoint(tiny_run, capsys):
+    line = fails_with(capsys, [str(p) for p in tiny_run] + ["--task", "vqa"])
+    assert "has no vqa head" in line
 
 
 def test_missing_graph_is_one_line(tiny_run, tmp_path, capsys):
