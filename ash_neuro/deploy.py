@@ -39,6 +39,7 @@ from tqdm import tqdm
 from ash_neuro.config import Config
 from ash_neuro.data.datasets import Collator, images_to_float, retrieval_split
 from ash_neuro.energy import (
+    chip_fit,
     energy_per_image,
     layer_counts,
     load_profile,
@@ -57,6 +58,7 @@ from ash_neuro.tasks import predict, task_dataset, task_metrics, within_limit
 from hardware.runner import MODES, lava_python, simulate_on_lava
 
 BATCH = 64  # images per PyTorch forward pass
+CHIP = "loihi2"  # the energy profile the report prices the run on (ash_neuro/energy_profiles)
 CHUNK = 16  # images per Lava run (one build each): bounds memory, drives the progress bar
 CONTRACT_FIELDS = (
     "time_steps",
@@ -331,7 +333,7 @@ def energy_report(
     currents: Tensor,
     contract: EncoderContract,
     images: int,
-    chip: str = "loihi",
+    chip: str = CHIP,
     ann: str = "ann_45nm",
 ) -> dict:
     """Energy and modelled chip latency per image from a run's activity (estimates)."""
@@ -351,8 +353,17 @@ def energy_report(
     depth = max(run.latency.values()) if run.latency else len(names)
     return {
         "estimate": "modelled from published per-operation figures, not measured on a chip",
+        "chip": chip_profile.name,
+        "per_operation_basis": chip_profile.per_operation_basis,
+        "chip_fit": chip_fit(counts, chip_profile),
         "profiles": {
-            p.name: {"description": p.description, "values": p.values, "sources": p.sources}
+            p.name: {
+                "description": p.description,
+                "values": p.values,
+                "sources": p.sources,
+                "capacity": p.capacity,
+                "capacity_sources": p.capacity_sources,
+            }
             for p in (chip_profile, ann_profile)
         },
         "layers": [
@@ -392,6 +403,7 @@ def deploy(
     device: str = "auto",
     chunk: int = CHUNK,
     seed: int = 0,
+    chip: str = CHIP,
 ) -> tuple[dict, dict[str, dict[str, np.ndarray]]]:
     """Run the deployment; returns (the report record, every side's spikes of the first image
     `{side: {layer: (T, rows_per_image, width)}}` for the raster plot)."""
@@ -402,6 +414,7 @@ def deploy(
             raise DeployError(f"unknown mode {mode!r}; use {' or '.join(MODES)}")
     if limit < 1:
         raise DeployError(f"--limit must be at least 1 image, got {limit}")
+    load_profile(chip)  # a bad --chip fails before any work
     contract = encoder_contract(nir_path)
     torch_device = resolve_device(device)
     task_model, cfg, tokenizer = load_model(ckpt_path, task, torch_device)
@@ -458,7 +471,7 @@ def deploy(
                 * contract.time_steps,
             },
             "quantisation": lava.quantisation,
-            "energy": energy_report(lava, currents, contract, images),
+            "energy": energy_report(lava, currents, contract, images, chip),
         }
         rasters[mode] = {n: s[:, :rows] for n, s in lava.layers.items()}
     return record, rasters
@@ -482,12 +495,25 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--report", type=Path, help="report folder (default: <ckpt dir>/deploy)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--chunk", type=int, default=CHUNK, help="images per Lava build")
+    parser.add_argument(
+        "--chip",
+        default=CHIP,
+        help="energy profile: loihi2, loihi (ash_neuro/energy_profiles) or a profile .json",
+    )
     args = parser.parse_args(argv)
     from ash_neuro.deploy_report import write_report
 
     modes = (args.mode,) if args.mode else MODES
     record, rasters = deploy(
-        args.checkpoint, args.nir, args.task, args.split, args.limit, modes, args.device, args.chunk
+        args.checkpoint,
+        args.nir,
+        args.task,
+        args.split,
+        args.limit,
+        modes,
+        args.device,
+        args.chunk,
+        chip=args.chip,
     )
     folder = args.report or args.checkpoint.parent / "deploy"
     written = write_report(record, rasters, folder)

@@ -107,9 +107,14 @@ def markdown(record: dict) -> str:
             f"## Energy and latency per image ({m}): estimates, not measurements",
             "",
             f"Modelled from published per-operation figures ({', '.join(profiles)}) and the "
-            "run's measured activity; see the sources below.",
+            "run's measured activity; see the sources below."
+            + (
+                f" Per-operation basis of {e['chip']}: {e['per_operation_basis']}."
+                if e["per_operation_basis"]
+                else ""
+            ),
             "",
-            "| layer | synaptic ops | neuron updates | messages | SNN on Loihi (uJ) "
+            f"| layer | synaptic ops | neuron updates | messages | SNN on {e['chip']} (uJ) "
             "| SNN ops at 45 nm (uJ) | ANN MACs | ANN at 45 nm (uJ) |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
@@ -130,6 +135,15 @@ def markdown(record: dict) -> str:
             f"{e['chip_latency_ms_per_image']:.3f} ms per image on the chip model (single-core "
             f"serial upper bound); {e['biological_time_ms_per_image']:g} ms of model time (dt).",
         ]
+        fit = e.get("chip_fit")
+        if fit:
+            lines += [
+                "",
+                f"Capacity: {fit['neurons']:,.0f} neurons ({fit['neuron_share']:.3%} of one "
+                f"{e['chip']} chip's {fit['neurons_per_chip']:,.0f}) and {fit['synapses']:,.0f} "
+                f"synapses ({fit['synapse_share']:.3%} of {fit['synapses_per_chip']:,.0f}): "
+                + ("fits one chip." if fit["fits_one_chip"] else "does NOT fit one chip."),
+            ]
     first = next(iter(modes.values()), None)
     if first is not None:
         lines += ["", "## Sources of the per-operation figures", ""]
@@ -137,6 +151,9 @@ def markdown(record: dict) -> str:
             lines.append(f"- **{name}**: {profile['description']}")
             for figure, value in profile["values"].items():
                 lines.append(f"  - `{figure}` = {value:g}: {profile['sources'][figure]}")
+            for figure, value in profile.get("capacity", {}).items():
+                source = profile["capacity_sources"][figure]
+                lines.append(f"  - `{figure}` = {value:g}: {source}")
     for m in modes:
         if modes[m]["quantisation"]:
             lines += ["", f"## Quantisation ({m})", "", "```", modes[m]["quantisation"], "```"]

@@ -20,6 +20,12 @@ messages * (E_spike + E_tile_hop). The ANN-equivalent is the same layers run onc
 an ANN (multiply-accumulates in_width * out_width) at the ANN profile's E_MAC, and the SNN's own
 operations on that profile are the first layer's MACs every step plus accumulates for spikes.
 
+Capacity: a neuromorphic profile may give the chip's published capacity (`capacity`:
+neurons, synapses and cores per chip); `chip_fit` compares the encoder's neurons and dense
+synapses with it. A profile whose per-operation figures are borrowed from another chip says
+so in `per_operation_basis` (loihi2.json: Intel has published none for Loihi 2), and the report
+prints it beside the energy.
+
 Latency on the neuromorphic profile: the simulator streams the image's token rows one after
 another, T steps each, so an image takes rows * T steps (plus the pipeline's fill, one step
 per hop, once per run); one step is modelled as a single core doing the step's synaptic ops
@@ -31,7 +37,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ash_neuro.errors import AshError
@@ -47,6 +53,7 @@ NEUROMORPHIC_FIGURES = (
     "barrier_sync_ns",
 )
 ANN_FIGURES = ("mac_pj", "accumulate_pj")
+CAPACITY_FIGURES = ("neurons_per_chip", "synapses_per_chip", "neuron_cores_per_chip")
 KIND_FIGURES = {"neuromorphic": NEUROMORPHIC_FIGURES, "ann": ANN_FIGURES}
 
 
@@ -63,16 +70,26 @@ class HardwareProfile:
     description: str
     values: dict[str, float]
     sources: dict[str, str]
+    capacity: dict[str, float] = field(default_factory=dict)
+    capacity_sources: dict[str, str] = field(default_factory=dict)
+    per_operation_basis: str = ""  # where borrowed per-operation figures come from
 
     def __getitem__(self, figure: str) -> float:
         return self.values[figure]
 
 
 def load_profile(name_or_path: str | Path) -> HardwareProfile:
-    """A profile by name (`loihi`, `ann_45nm`) or by path to its JSON file, validated."""
+    """A profile by name (`loihi2`, `loihi`, `ann_45nm`) or by path to its JSON file,
+    validated."""
     path = Path(name_or_path)
     if path.suffix != ".json":
         path = PROFILES / f"{name_or_path}.json"
+    if not path.is_file():
+        shipped = ", ".join(sorted(p.stem for p in PROFILES.glob("*.json")))
+        raise ProfileError(
+            f"no hardware profile {str(name_or_path)!r}: use one of {shipped} "
+            "(ash_neuro/energy_profiles) or the path of a profile .json"
+        )
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -80,18 +97,34 @@ def load_profile(name_or_path: str | Path) -> HardwareProfile:
     kind = data.get("kind") if isinstance(data, dict) else None
     if kind not in KIND_FIGURES:
         raise ProfileError(f"{path}: 'kind' must be one of {', '.join(KIND_FIGURES)}")
-    figures = data.get("figures", {})
+    values, sources = _sourced_figures(path, data.get("figures", {}), KIND_FIGURES[kind])
+    capacity, capacity_sources = {}, {}
+    if "capacity" in data:
+        capacity, capacity_sources = _sourced_figures(path, data["capacity"], CAPACITY_FIGURES)
+    return HardwareProfile(
+        str(data.get("name", path.stem)),
+        kind,
+        str(data.get("description", "")),
+        values,
+        sources,
+        capacity,
+        capacity_sources,
+        str(data.get("per_operation_basis", "")),
+    )
+
+
+def _sourced_figures(
+    path: Path, figures: object, names: Sequence[str]
+) -> tuple[dict[str, float], dict[str, str]]:
     values, sources = {}, {}
-    for figure in KIND_FIGURES[kind]:
-        entry = figures.get(figure)
+    for figure in names:
+        entry = figures.get(figure) if isinstance(figures, dict) else None
         if not isinstance(entry, dict) or not isinstance(entry.get("value"), int | float):
             raise ProfileError(f"{path}: figure {figure!r} has no numeric 'value'")
         if not entry.get("source"):
             raise ProfileError(f"{path}: figure {figure!r} names no published 'source'")
         values[figure], sources[figure] = float(entry["value"]), str(entry["source"])
-    return HardwareProfile(
-        str(data.get("name", path.stem)), kind, str(data.get("description", "")), values, sources
-    )
+    return values, sources
 
 
 @dataclass(frozen=True)
@@ -199,3 +232,24 @@ def step_time_ns(layers: Sequence[LayerCounts], chip: HardwareProfile) -> float:
         + updates * chip["neuron_update_ns"]
         + chip["barrier_sync_ns"]
     )
+
+
+def chip_fit(layers: Sequence[LayerCounts], chip: HardwareProfile) -> dict[str, float] | None:
+    """The encoder's neurons and (dense) synapses against one chip's published capacity;
+    None when the profile gives no capacity. Token rows are streamed through one copy of the
+    network, so one copy is what has to fit."""
+    if not chip.capacity:
+        return None
+    neurons = float(sum(layer.width for layer in layers))
+    synapses = float(sum(layer.fan_in * layer.width for layer in layers))
+    neuron_share = neurons / chip.capacity["neurons_per_chip"]
+    synapse_share = synapses / chip.capacity["synapses_per_chip"]
+    return {
+        "neurons": neurons,
+        "synapses": synapses,
+        "neurons_per_chip": chip.capacity["neurons_per_chip"],
+        "synapses_per_chip": chip.capacity["synapses_per_chip"],
+        "neuron_share": neuron_share,
+        "synapse_share": synapse_share,
+        "fits_one_chip": bool(neuron_share <= 1 and synapse_share <= 1),
+    }

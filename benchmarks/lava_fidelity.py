@@ -2,9 +2,10 @@
 
 Deploys a checkpoint's encoder (`ash_neuro.deploy`) on the first `--limit` test images and
 prints, per mode: spike agreement per layer, the task metric with Norse and with Lava, energy
-per image (SNN on the Loihi profile and the ANN-equivalent; estimates), and simulator seconds
-per image beside the per-step floor (steps per image x measured ms per step) and Norse's
-seconds per image. Writes the full deployment report to `--report` as well.
+per image (SNN on the `loihi2` profile, whose per-operation figures are Loihi's since none are
+published for Loihi 2, and the ANN-equivalent; estimates), and simulator seconds per image
+beside the per-step floor (steps per image x measured ms per step) and Norse's seconds per
+image. Writes the full deployment report to `--report` as well.
 
     .venv/bin/python benchmarks/lava_fidelity.py [--checkpoint runs/demo/ckpt.pt]
         [--nir runs/demo/encoder.nir] [--limit 50]

@@ -15,6 +15,13 @@ In floating_pt units every population has threshold 1 (see mapping.py). Here a p
 threshold becomes the integer 2**14 (exact), leaving 8x headroom below the 2**17 input range
 of the 24-bit state; each connection then gets the weight exponent that lets its largest
 weight use the full mantissa. Graded input (currents) becomes 8-bit signed integers per step.
+
+The 24-bit current `u` WRAPS on overflow in Lava's bit-accurate LIF (2**23 + k becomes k: a
+large excitatory input turns inhibitory), so overflow is checked on the actual data, never on
+a worst-case bound (which for dense layers is far above what inputs reach): a layer fed by
+the graph input gets the largest threshold whose current holds every step of the inputs it
+will stream (`quantize_for_loihi`); layers fed by spikes are checked after the run against
+the spikes they actually received (`current_overflow`).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import numpy as np
 from lava.utils.weightutils import SignMode, clip_weights, determine_sign_mode, truncate_weights
 from scipy import sparse
 
-from hardware.plan import Connection, DeployError, LavaPlan, NeuronLayer
+from hardware.plan import CONSTANT, Connection, DeployError, LavaPlan, NeuronLayer
 
 
 @dataclass(frozen=True)
@@ -81,16 +88,94 @@ def quantize_for_loihi(
         )
     ]
     sources = {plan.input_name: (input_scale, float(np.max(np.abs(encoded), initial=0.0)))}
+    flat = encoded.reshape(-1, plan.input_size)
     layers = []
     for layer in plan.layers:
-        quantized, lines = _quantize_layer(layer, sources, limits)
+        quantized, lines = _quantize_layer(layer, sources, limits, limits.threshold_exp)
+        if any(c.source == plan.input_name for c in layer.inputs):
+            # The inputs are known: lower the threshold (and with it every weight) until the
+            # largest current they drive fits the 24-bit state, instead of letting it wrap.
+            peak = _peak_current(quantized, plan.input_name, flat)
+            if peak > limits.activation_max:
+                shift = math.ceil(math.log2(peak / limits.activation_max))
+                quantized, lines = _quantize_layer(
+                    layer, sources, limits, limits.threshold_exp - shift
+                )
+                lines.append(
+                    f"quantise: node '{layer.name}': threshold lowered by 2**{shift} so that the "
+                    f"largest input current of these inputs ({peak / 2**limits.threshold_exp:.3g}"
+                    " thresholds) fits Loihi's 24-bit current"
+                )
+                peak = _peak_current(quantized, plan.input_name, flat)
+            lines.append(
+                f"quantise: node '{layer.name}': largest input current {peak:.0f} = "
+                f"{peak / limits.activation_max:.1%} of Loihi's 24-bit range"
+            )
         layers.append(quantized)
         report.extend(lines)
     return plan.replace(layers=tuple(layers), mode="fixed_pt", input_scale=input_scale), report
 
 
+def current_overflow(
+    plan: LavaPlan, inputs: np.ndarray, spikes: dict[str, np.ndarray], limits: LoihiLimits = LOIHI
+) -> list[str]:
+    """One line per layer of a fixed_pt run: the largest current `u` its actual inputs drove
+    (the graph's integer input stream and the recorded spikes of its sources, from rest every
+    sample) against the 24-bit range, and how many neuron-steps wrapped.
+
+    `u` follows u_t = u_{t-1} * (1 - (du + 1) / 4096) + input_t, Lava's LIF current without
+    its rounding toward zero (a CubaLIF's one-step input lag does not change the peak).
+    """
+    samples, steps = inputs.shape[:2]
+    stream = plan.encode_input(inputs.reshape(samples, steps, plan.input_size))
+    trains = {name: s.reshape(samples, steps, -1) for name, s in spikes.items()}
+    lines = []
+    for layer in plan.layers:
+        drive = np.zeros((samples, steps, layer.size))
+        for conn in layer.inputs:
+            if conn.source == CONSTANT:
+                pre = np.ones((samples, steps, conn.weight.shape[1]))
+            else:
+                pre = stream if conn.source == plan.input_name else trains[conn.source]
+            flat = pre.reshape(-1, pre.shape[-1]).astype(np.float64)
+            drive += (
+                np.asarray((conn.weight @ flat.T).T).reshape(drive.shape) * 2.0**conn.weight_exp
+            )
+        keep = 1.0 - (layer.du + 1) / limits.decay_unity
+        current = np.zeros((samples, layer.size))
+        peak, wrapped = 0.0, 0
+        for t in range(steps):
+            current = current * keep + drive[:, t]
+            over = np.abs(current) > limits.activation_max
+            peak = max(peak, float(np.max(np.abs(current), initial=0.0)))
+            wrapped += int(over.sum())
+        where = f"node '{layer.name}' ({layer.kind})"
+        share = f"{peak / limits.activation_max:.1%} of Loihi's 24-bit range"
+        if wrapped:
+            lines.append(
+                f"quantise: warning: {where}: {wrapped} of {samples * steps * layer.size} "
+                f"neuron-steps exceeded the 24-bit current and wrapped (peak {share})"
+            )
+        else:
+            lines.append(f"quantise: {where}: no current overflow in this run (peak {share})")
+    return lines
+
+
+def _peak_current(layer: NeuronLayer, source: str, inputs: np.ndarray) -> float:
+    """Largest |current| one step of `inputs` drives through `layer`'s connections from
+    `source` (integer weights)."""
+    total = np.zeros((len(inputs), layer.size))
+    for conn in layer.inputs:
+        if conn.source == source:
+            total += np.asarray((conn.weight @ inputs.T).T) * 2.0**conn.weight_exp
+    return float(np.max(np.abs(total), initial=0.0))
+
+
 def _quantize_layer(
-    layer: NeuronLayer, sources: dict[str, tuple[float, float]], limits: LoihiLimits
+    layer: NeuronLayer,
+    sources: dict[str, tuple[float, float]],
+    limits: LoihiLimits,
+    threshold_exp: int,
 ) -> tuple[NeuronLayer, list[str]]:
     """`sources`: (scale, peak integer value) of graded sources; spikes are (1, 1)."""
     where = f"node '{layer.name}' ({layer.kind})"
@@ -99,17 +184,16 @@ def _quantize_layer(
     scale_of = {c.source: sources.get(c.source, (1.0, 1.0))[0] for c in layer.inputs}
     needed = max(
         (
-            _exponent(_peak(c.weight) / scale_of[c.source] * 2**limits.threshold_exp, limits)
+            _exponent(_peak(c.weight) / scale_of[c.source] * 2**threshold_exp, limits)
             for c in layer.inputs
         ),
         default=lo_exp,
     )
-    p = limits.threshold_exp - max(0, needed - hi_exp)
+    p = threshold_exp - max(0, needed - hi_exp)
     if p < 0:
         raise DeployError(f"{where}: a single input exceeds 2**{hi_exp + 8} thresholds")
     vth = 2**p
     connections, lines = [], []
-    worst_input = 0.0
     for conn in layer.inputs:
         target = conn.weight * (vth / scale_of[conn.source])
         exp = min(max(_exponent(_peak(target), limits), lo_exp), hi_exp)
@@ -124,7 +208,6 @@ def _quantize_layer(
             f"quantise: {where} <- {conn.source}: weight_exp {exp:+d} ({mode.name.lower()}), "
             f"max weight error {_ratio(error, _peak(target))} of max |w|"
         )
-        worst_input += _row_abs_sum(weight) * 2.0**exp * sources.get(conn.source, (1, 1))[1]
         connections.append(Connection(conn.source, weight, exp))
 
     dv = min(round(layer.dv * limits.decay_unity), limits.decay_unity - 1)
@@ -154,11 +237,6 @@ def _quantize_layer(
         f"{(du + 1) / limits.decay_unity:.6g}), max bias error "
         f"{bias_error / (vth * 2**limits.activation_shift):.2g} thresholds"
     )
-    if worst_input > limits.activation_max:
-        lines.append(
-            f"quantise: warning: {where}: one step's input can reach {worst_input:.3g}, "
-            f"beyond the {limits.activation_max} that Loihi's 24-bit current holds"
-        )
     quantized = dataclasses.replace(
         layer,
         du=du,
@@ -206,10 +284,6 @@ def _map(matrix, fn):
         matrix.data = fn(matrix.data)
         return matrix
     return fn(matrix)
-
-
-def _row_abs_sum(matrix) -> float:
-    return float(np.max(np.asarray(abs(matrix).sum(axis=1)), initial=0.0))
 
 
 def _ratio(error: float, scale: float) -> str:

@@ -29,6 +29,7 @@ memory) on timeout or SIGTERM/SIGINT (hardware/supervise.py).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -115,11 +116,21 @@ def work(args: argparse.Namespace) -> int:
     # Lava itself is imported only here, once the graph and the inputs have been checked.
     from hardware.lava_network import LavaProcessFailed, run_plan
 
+    # fixed_pt records every layer's spikes to check the 24-bit currents they drove.
+    fixed = args.mode == "fixed_pt"
     try:
-        run = run_plan(plan, inputs, record_spikes=args.record_spikes)
+        run = run_plan(plan, inputs, record_spikes=args.record_spikes or fixed)
     except LavaProcessFailed as exc:
         print(f"error: the Lava run failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    if fixed:
+        from hardware.quantize import current_overflow
+
+        overflow = current_overflow(plan, inputs, run.spikes)
+        print("\n".join(overflow))
+        quantisation += overflow
+        if not args.record_spikes:
+            run = dataclasses.replace(run, spikes=None)
     samples, steps = inputs.shape[:2]
     print(
         f"lava: {args.mode}: {samples} samples x {steps} steps (+{plan.depth} latency) in "

@@ -7,8 +7,10 @@ import json
 import pytest
 
 from ash_neuro.energy import (
+    PROFILES,
     HardwareProfile,
     ProfileError,
+    chip_fit,
     energy_per_image,
     layer_counts,
     load_profile,
@@ -59,11 +61,33 @@ def test_step_time_is_serial_ops_plus_barrier():
 
 
 def test_shipped_profiles_cite_a_source_for_every_figure():
-    for name in ("loihi", "ann_45nm"):
+    for name in ("loihi2", "loihi", "ann_45nm"):
         profile = load_profile(name)
         assert profile.values and set(profile.sources) == set(profile.values)
         assert all(source.strip() for source in profile.sources.values())
+        assert set(profile.capacity_sources) == set(profile.capacity)
     assert load_profile("ann_45nm")["mac_pj"] == 4.6
+
+
+def test_loihi2_says_its_per_operation_figures_are_loihis():
+    loihi, loihi2 = load_profile("loihi"), load_profile("loihi2")
+    assert loihi2.values == loihi.values  # none published for Loihi 2: borrowed, and marked
+    assert "Loihi" in loihi2.per_operation_basis and not loihi.per_operation_basis
+    assert all(s.startswith("not published for Loihi 2") for s in loihi2.sources.values())
+    assert loihi2.capacity["neurons_per_chip"] == 1e6  # the chip's own published capacity
+    assert loihi2.capacity["synapses_per_chip"] == 120e6
+
+
+def test_chip_fit_counts_neurons_and_dense_synapses():
+    capacity = {"neurons_per_chip": 10.0, "synapses_per_chip": 100.0, "neuron_cores_per_chip": 1}
+    chip = HardwareProfile("chip", "neuromorphic", "", CHIP.values, {}, capacity, {})
+    fit = chip_fit(counts(), chip)  # 3 + 2 neurons; 4 x 3 + 3 x 2 synapses
+    assert (fit["neurons"], fit["synapses"]) == (5, 18)
+    assert fit["neuron_share"] == 0.5 and fit["synapse_share"] == 0.18 and fit["fits_one_chip"]
+    capacity["neurons_per_chip"] = 4.0
+    small = HardwareProfile("small", "neuromorphic", "", CHIP.values, {}, capacity, {})
+    assert not chip_fit(counts(), small)["fits_one_chip"]
+    assert chip_fit(counts(), CHIP) is None  # no published capacity: no claim
 
 
 def test_a_figure_without_source_is_refused(tmp_path):
@@ -77,3 +101,12 @@ def test_a_figure_without_source_is_refused(tmp_path):
 def test_profiles_of_the_wrong_kind_are_refused():
     with pytest.raises(ProfileError, match="need a neuromorphic and an ANN profile"):
         energy_per_image(counts(), 2, ANN, CHIP)
+
+
+def test_a_capacity_figure_without_source_is_refused(tmp_path):
+    path = tmp_path / "bad.json"
+    data = json.loads(PROFILES.joinpath("loihi2.json").read_text())
+    del data["capacity"]["synapses_per_chip"]["source"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ProfileError, match="'synapses_per_chip' names no published 'source'"):
+        load_profile(path)

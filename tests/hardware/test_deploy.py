@@ -63,11 +63,17 @@ def test_deploy_reports_lava_beside_norse(lava, tiny_run, tmp_path, capsys):
         energy = result["energy"]
         assert energy["snn_uj_per_image"] > 0 and energy["ann_uj_per_image"] > 0
         assert "not measured" in energy["estimate"]
+        assert energy["chip"] == "loihi2" and "Loihi" in energy["per_operation_basis"]
+        fit = energy["chip_fit"]  # lif1 + lif2 neurons; in x lif1 + lif1 x lif2 synapses
+        widths = list(record["layer_sizes"].values())
+        assert fit["neurons"] == sum(widths) and fit["fits_one_chip"]
         assert "not chip time" in result["simulator"]["label"]
+    assert "no current overflow" in record["modes"]["fixed_pt"]["quantisation"]
     # every file of the report exists and parses
     assert json.loads((report / "report.json").read_text()) == record
     markdown = (report / "report.md").read_text()
     assert "| **r_mean** |" in markdown and "estimates, not measurements" in markdown
+    assert "Per-operation basis of loihi2" in markdown and "of one loihi2 chip" in markdown
     for name in FILES:
         assert (report / name).stat().st_size > 0
         if name.endswith(".png"):
@@ -115,6 +121,11 @@ def test_deploy_vqa_of_a_fine_tuned_checkpoint(lava, tiny_config, tmp_path):
     for key, value in norse.items():
         assert abs(floating["metrics"][key] - value) <= tolerance
         assert abs(plain["metrics"][key] - value) <= tolerance
+
+
+def test_unknown_energy_profile_is_one_line(tiny_run, capsys):
+    line = fails_with(capsys, [str(p) for p in tiny_run] + ["--chip", "loihi3"])
+    assert "no hardware profile 'loihi3': use one of ann_45nm, loihi, loihi2" in line
 
 
 def test_vqa_needs_a_vqa_checkpoint(tiny_run, capsys):

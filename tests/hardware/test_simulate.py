@@ -269,3 +269,42 @@ def test_parameter_loihi_cannot_hold_is_a_fixed_pt_error(run_simulate, tmp_path,
     assert done.stderr == (
         "error: node 'slow' (LIF): decay dt/tau = 1e-05 is below Loihi's 12-bit resolution 1/4096\n"
     )
+
+
+def test_fixed_pt_lowers_the_threshold_when_known_inputs_would_wrap_the_current(
+    run_simulate, tmp_path, currents
+):
+    # Inputs up to 3 through weights of sd 25: one step drives tens of thresholds, beyond the
+    # 8 that a 24-bit current holds at threshold 2**14, where Lava's LIF would wrap u.
+    rng = np.random.default_rng(3)
+    fc = nir.Affine(rng.normal(0, 25, (5, 6)), np.zeros(5))
+    graph = chain([6], ("fc", fc), ("big", lif(5)), output_shape=[5])
+    path = tmp_path / "big.nir"
+    nir.write(path, graph)
+    done, _ = run_simulate(path, write_inputs(tmp_path / "in.h5", currents), "--mode", "fixed_pt")
+    assert done.returncode == 0, done.stderr
+    assert "node 'big': threshold lowered by 2**" in done.stdout
+    assert "node 'big' (LIF): no current overflow in this run" in done.stdout
+    share, ref_out, *_ = agreement(graph, currents, tmp_path / "out.h5")
+    assert 0.05 < ref_out.mean() < 0.95 and share >= 0.97
+
+
+def test_fixed_pt_reports_currents_that_spikes_wrapped(run_simulate, tmp_path):
+    # 8 neurons spiking every step into weights of 60 thresholds: 480 thresholds in one step,
+    # far beyond what the 24-bit current holds at any threshold the weights allow.
+    graph = chain(
+        [8],
+        ("fc1", nir.Affine(np.eye(8) * 3, np.zeros(8))),
+        ("lif1", lif(8)),
+        ("fc2", nir.Affine(np.full((2, 8), 60.0), np.zeros(2))),
+        ("lif2", lif(2)),
+        output_shape=[2],
+    )
+    path = tmp_path / "wrap.nir"
+    nir.write(path, graph)
+    inputs = write_inputs(tmp_path / "in.h5", np.ones((2, 5, 8)))
+    done, _ = run_simulate(path, inputs, "--mode", "fixed_pt")
+    assert done.returncode == 0, done.stderr
+    assert "node 'lif1' (LIF): no current overflow in this run" in done.stdout
+    assert "warning: node 'lif2' (LIF): " in done.stdout and "wrapped" in done.stdout
+    assert "wrapped" in read_outputs(tmp_path / "out.h5")[2]["quantisation"]
