@@ -24,6 +24,8 @@ the re-joined visual output; `TASKS` lists them (retrieval, vqa).
 from __future__ import annotations
 
 import argparse
+import json
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,7 +57,7 @@ from ash_neuro.nir_export import EncoderContract, NIRExportError, read_contract,
 from ash_neuro.retrieval import embed_texts
 from ash_neuro.runtime import resolve_device
 from ash_neuro.tasks import predict, task_dataset, task_metrics, within_limit
-from hardware.runner import MODES, lava_python, simulate_on_lava
+from hardware.runner import MODES, lava_python, overflow_lines, simulate_on_lava, write_inputs
 
 BATCH = 64  # images per PyTorch forward pass
 CHIP = "loihi2"  # the energy profile the report prices the run on (ash_neuro/energy_profiles)
@@ -237,31 +239,57 @@ def run_lava(
 
     Each token row is one Lava sample of T steps (every sample starts from rest, as the
     contract requires); Lava's node names map onto `names` in pipeline order (latency).
+    fixed_pt quantises every chunk on all of `currents`, so that all run on the same integers,
+    and sums the current-overflow check over the chunks.
     """
     rows = currents.shape[1]
     stream = currents.permute(1, 0, 2).cpu().numpy()
     parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
     timing = {"build_s": 0.0, "run_s": 0.0, "wall_s": 0.0, "steps": 0.0}
-    latency, quantisation = {}, None
+    latency, quantisation, overflow = {}, None, {}
     step = chunk * rows_per_image
     start = time.perf_counter()
-    for first in tqdm(range(0, rows, step), desc=f"lava {mode}", unit="chunk", leave=False):
-        began = time.perf_counter()
-        result = simulate_on_lava(nir_path, stream[first : first + step], mode, record_spikes=True)
-        timing["wall_s"] += time.perf_counter() - began
-        nodes = sorted(result.spikes, key=lambda node: result.latency[node])
-        if len(nodes) != len(names):
-            raise DeployError(
-                f"{nir_path} has {len(nodes)} spiking layers on Lava, not {len(names)}"
+    with tempfile.TemporaryDirectory(prefix="ash-deploy-") as tmp:
+        calibration = (
+            write_inputs(Path(tmp) / "calibration.h5", stream) if mode == "fixed_pt" else None
+        )
+        for first in tqdm(range(0, rows, step), desc=f"lava {mode}", unit="chunk", leave=False):
+            began = time.perf_counter()
+            part = stream[first : first + step]
+            result = simulate_on_lava(
+                nir_path, part, mode, record_spikes=True, quantise_on=calibration
             )
-        for name, node in zip(names, nodes):
-            parts[name].append(result.spikes[node].transpose(1, 0, 2))
-            latency[name] = result.latency[node]
-        for key, attr in (("build_s", "build_s"), ("run_s", "run_s"), ("steps", "steps_run")):
-            timing[key] += float(result.attrs[attr])
-        quantisation = result.attrs.get("quantisation", quantisation)
+            timing["wall_s"] += time.perf_counter() - began
+            nodes = sorted(result.spikes, key=lambda node: result.latency[node])
+            if len(nodes) != len(names):
+                raise DeployError(
+                    f"{nir_path} has {len(nodes)} spiking layers on Lava, not {len(names)}"
+                )
+            for name, node in zip(names, nodes):
+                parts[name].append(result.spikes[node].transpose(1, 0, 2))
+                latency[name] = result.latency[node]
+            for key, attr in (("build_s", "build_s"), ("run_s", "run_s"), ("steps", "steps_run")):
+                timing[key] += float(result.attrs[attr])
+            quantisation = result.attrs.get("quantisation", quantisation)
+            add_overflow(overflow, result.attrs.get("current_overflow"), names, nodes)
+    if quantisation and overflow:
+        quantisation = "\n".join([quantisation, *overflow_lines(overflow)])
     layers = {name: np.concatenate(chunks, axis=1) for name, chunks in parts.items()}
     return EncoderRun(layers, time.perf_counter() - start, timing, latency, quantisation)
+
+
+def add_overflow(total: dict, chunk_json: str | None, names: list[str], nodes: list[str]) -> None:
+    """Add one chunk's `current_overflow` (out.h5, JSON by graph node) to `total` (by layer
+    name): wrapped and neuron-step counts add up, the peak is the largest."""
+    if not chunk_json:
+        return
+    chunk = json.loads(chunk_json)
+    for name, node in zip(names, nodes):
+        figures = chunk[node]
+        into = total.setdefault(name, {"peak_share": 0.0, "wrapped": 0.0, "neuron_steps": 0.0})
+        into["peak_share"] = max(into["peak_share"], figures["peak_share"])
+        into["wrapped"] += figures["wrapped"]
+        into["neuron_steps"] += figures["neuron_steps"]
 
 
 def spike_agreement(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, float]:

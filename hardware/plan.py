@@ -81,7 +81,8 @@ class LavaPlan:
     """A NIR graph as Lava populations in topological order, one input and one output.
 
     `input_scale`: fixed_pt multiplies (and rounds) the input stream by it to make graded
-    integer spikes; None in floating_pt.
+    integer spikes, clipped to +-`input_limit` (inputs beyond the calibrated range saturate);
+    None in floating_pt.
     """
 
     input_name: str
@@ -92,6 +93,7 @@ class LavaPlan:
     dt: float
     mode: str = "floating_pt"
     input_scale: float | None = None
+    input_limit: float | None = None
 
     @property
     def input_size(self) -> int:
@@ -109,7 +111,10 @@ class LavaPlan:
         """The stream the Lava input process sends: graded integers in fixed_pt."""
         if self.input_scale is None:
             return currents
-        return np.rint(currents * self.input_scale)
+        encoded = np.rint(currents * self.input_scale)
+        if self.input_limit is None:
+            return encoded
+        return np.clip(encoded, -self.input_limit, self.input_limit)
 
     def replace(self, **changes) -> LavaPlan:
         return dataclasses.replace(self, **changes)

@@ -68,11 +68,13 @@ LOIHI = LoihiLimits()
 def quantize_for_loihi(
     plan: LavaPlan, inputs: np.ndarray, limits: LoihiLimits = LOIHI
 ) -> tuple[LavaPlan, list[str]]:
-    """`plan` in Loihi's integers for the `inputs` it will stream, and a report of the error.
+    """`plan` in Loihi's integers, calibrated on `inputs`, and a report of the error.
 
-    Binary inputs stay 0/1; graded inputs are scaled so that max |input| becomes the largest
-    `limits.input_bits`-bit signed integer. Raises DeployError naming the node when a
-    parameter has no representation.
+    `inputs` are the calibration data: the inputs the run will stream, or a larger set they
+    are part of, so that every part of a data set runs on the same integers. Binary inputs
+    stay 0/1; graded inputs are scaled so that max |input| becomes the largest
+    `limits.input_bits`-bit signed integer (streamed inputs beyond it saturate). Raises
+    DeployError naming the node when a parameter has no representation.
     """
     peak = float(np.max(np.abs(inputs))) if inputs.size else 0.0
     binary = bool(np.all((inputs == 0) | (inputs == 1)))
@@ -113,15 +115,20 @@ def quantize_for_loihi(
             )
         layers.append(quantized)
         report.extend(lines)
-    return plan.replace(layers=tuple(layers), mode="fixed_pt", input_scale=input_scale), report
+    limit = None if binary else float(2 ** (limits.input_bits - 1) - 1)
+    fixed = plan.replace(
+        layers=tuple(layers), mode="fixed_pt", input_scale=input_scale, input_limit=limit
+    )
+    return fixed, report
 
 
 def current_overflow(
     plan: LavaPlan, inputs: np.ndarray, spikes: dict[str, np.ndarray], limits: LoihiLimits = LOIHI
-) -> list[str]:
-    """One line per layer of a fixed_pt run: the largest current `u` its actual inputs drove
-    (the graph's integer input stream and the recorded spikes of its sources, from rest every
-    sample) against the 24-bit range, and how many neuron-steps wrapped.
+) -> dict[str, dict[str, float]]:
+    """Per layer of a fixed_pt run, the largest current `u` its actual inputs drove (the
+    graph's integer input stream and the recorded spikes of its sources, from rest every
+    sample) as a share of the 24-bit range (`peak_share`), and how many of its `neuron_steps`
+    `wrapped`; `hardware.runner.overflow_lines` words them.
 
     `u` follows u_t = u_{t-1} * (1 - (du + 1) / 4096) + input_t, Lava's LIF current without
     its rounding toward zero (a CubaLIF's one-step input lag does not change the peak).
@@ -129,7 +136,7 @@ def current_overflow(
     samples, steps = inputs.shape[:2]
     stream = plan.encode_input(inputs.reshape(samples, steps, plan.input_size))
     trains = {name: s.reshape(samples, steps, -1) for name, s in spikes.items()}
-    lines = []
+    stats = {}
     for layer in plan.layers:
         drive = np.zeros((samples, steps, layer.size))
         for conn in layer.inputs:
@@ -149,16 +156,12 @@ def current_overflow(
             over = np.abs(current) > limits.activation_max
             peak = max(peak, float(np.max(np.abs(current), initial=0.0)))
             wrapped += int(over.sum())
-        where = f"node '{layer.name}' ({layer.kind})"
-        share = f"{peak / limits.activation_max:.1%} of Loihi's 24-bit range"
-        if wrapped:
-            lines.append(
-                f"quantise: warning: {where}: {wrapped} of {samples * steps * layer.size} "
-                f"neuron-steps exceeded the 24-bit current and wrapped (peak {share})"
-            )
-        else:
-            lines.append(f"quantise: {where}: no current overflow in this run (peak {share})")
-    return lines
+        stats[layer.name] = {
+            "peak_share": peak / limits.activation_max,
+            "wrapped": float(wrapped),
+            "neuron_steps": float(samples * steps * layer.size),
+        }
+    return stats
 
 
 def _peak_current(layer: NeuronLayer, source: str, inputs: np.ndarray) -> float:

@@ -86,9 +86,11 @@ def simulate_on_lava(
     dt: float | None = None,
     timeout: float = 3600.0,
     record_spikes: bool = False,
+    quantise_on: str | Path | None = None,
 ) -> LavaResult:
     """`run_on_lava` returning everything out.h5 holds: with `record_spikes`, every neuron
-    node's spike trains too, and the run's timings and quantisation report."""
+    node's spike trains too, and the run's timings and quantisation report. `quantise_on`: an
+    in.h5 of calibration inputs for fixed_pt (`write_inputs`), else the run's own inputs."""
     if mode not in MODES:
         raise LavaError(f"unknown mode {mode!r}; use {' or '.join(MODES)}")
     inputs = np.asarray(inputs, dtype=np.float32)
@@ -96,9 +98,7 @@ def simulate_on_lava(
         raise LavaError(f"inputs must be (samples, T, *input_shape), got shape {inputs.shape}")
     python = lava_python()
     with tempfile.TemporaryDirectory(prefix="ash-lava-") as tmp:
-        in_path, out_path = Path(tmp) / "in.h5", Path(tmp) / "out.h5"
-        with h5py.File(in_path, "w") as f:
-            f.create_dataset("input", data=inputs)
+        in_path, out_path = write_inputs(Path(tmp) / "in.h5", inputs), Path(tmp) / "out.h5"
         command = [
             str(python), str(SIMULATE), str(nir_path),
             "--input", str(in_path), "--out", str(out_path),
@@ -108,6 +108,8 @@ def simulate_on_lava(
             command += ["--dt", repr(float(dt))]
         if record_spikes:
             command.append("--record-spikes")
+        if quantise_on is not None:
+            command += ["--quantise-on", str(quantise_on)]
         limit = timeout + GRACE_S
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=limit)
@@ -116,6 +118,29 @@ def simulate_on_lava(
         if done.returncode != 0:
             raise LavaError(_error_line(done.stderr, done.returncode))
         return _read_out(out_path)
+
+
+def overflow_lines(stats: dict[str, dict[str, float]]) -> list[str]:
+    """`current_overflow`'s figures (of one run, or summed over runs), one line per layer."""
+    lines = []
+    for name, layer in stats.items():
+        share = f"{layer['peak_share']:.1%} of Loihi's 24-bit range"
+        if layer["wrapped"]:
+            lines.append(
+                f"quantise: warning: node '{name}': {layer['wrapped']:.0f} of "
+                f"{layer['neuron_steps']:.0f} neuron-steps exceeded the 24-bit current and "
+                f"wrapped (peak {share})"
+            )
+        else:
+            lines.append(f"quantise: node '{name}': no current overflow in this run (peak {share})")
+    return lines
+
+
+def write_inputs(path: Path, inputs: np.ndarray) -> Path:
+    """An in.h5 of `inputs` (samples, T, *input_shape) as float32 dataset `input`."""
+    with h5py.File(path, "w") as f:
+        f.create_dataset("input", data=np.asarray(inputs, dtype=np.float32))
+    return path
 
 
 def _read_out(path: Path) -> LavaResult:

@@ -15,7 +15,12 @@ out.h5  `output` float32 (samples, T, *output_shape): output spikes, aligned wit
         `spikes/<node>` uint8 (samples, T, *layer_shape): with --record-spikes, every neuron
         node's spike trains, aligned like `output`
         attributes: mode, dt, samples, time_steps, steps_run, build_s, run_s, ms_per_step,
-        lava_nc, and the quantisation report (fixed_pt)
+        lava_nc, and in fixed_pt the quantisation report and `current_overflow` (JSON: per
+        node, the peak 24-bit current as a share of the range and the neuron-steps wrapped)
+
+fixed_pt chooses Loihi's integers from the run's own input, or from `--quantise-on cal.h5`
+(same format as in.h5): a caller that streams a data set in parts passes the whole set there
+so that every part runs on the same integers, as one compiled chip network would.
 
 Time step: --dt, else `dt` of the exporter's sidecar `<graph>.json`, else of the graph's
 metadata, else 1e-3 s. Every sample starts from rest (u = 0, v = v_reset).
@@ -68,6 +73,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds before the run is killed"
     )
     parser.add_argument(
+        "--quantise-on",
+        type=Path,
+        help="fixed_pt: calibration inputs (an in.h5) to choose Loihi's integers from, "
+        "default the run's own input; give every part of a data set the same file",
+    )
+    parser.add_argument(
         "--record-spikes",
         action="store_true",
         help="also write every neuron node's spike trains (group `spikes`)",
@@ -111,7 +122,10 @@ def work(args: argparse.Namespace) -> int:
     if args.mode == "fixed_pt":
         from hardware.quantize import quantize_for_loihi
 
-        plan, quantisation = quantize_for_loihi(plan, inputs)
+        calibration = inputs if args.quantise_on is None else read_inputs(args.quantise_on, plan)
+        plan, quantisation = quantize_for_loihi(plan, calibration)
+        if args.quantise_on is not None:
+            quantisation.insert(0, f"quantise: calibrated on {len(calibration)} samples")
         print("\n".join(quantisation))
     # Lava itself is imported only here, once the graph and the inputs have been checked.
     from hardware.lava_network import LavaProcessFailed, run_plan
@@ -123,12 +137,13 @@ def work(args: argparse.Namespace) -> int:
     except LavaProcessFailed as exc:
         print(f"error: the Lava run failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    overflow = None
     if fixed:
         from hardware.quantize import current_overflow
+        from hardware.runner import overflow_lines
 
         overflow = current_overflow(plan, inputs, run.spikes)
-        print("\n".join(overflow))
-        quantisation += overflow
+        print("\n".join(overflow_lines(overflow)))
         if not args.record_spikes:
             run = dataclasses.replace(run, spikes=None)
     samples, steps = inputs.shape[:2]
@@ -136,7 +151,7 @@ def work(args: argparse.Namespace) -> int:
         f"lava: {args.mode}: {samples} samples x {steps} steps (+{plan.depth} latency) in "
         f"{run.run_s:.2f} s, {run.ms_per_step:.2f} ms/step; build {run.build_s:.2f} s"
     )
-    write_outputs(args.out, run, plan, quantisation)
+    write_outputs(args.out, run, plan, quantisation, overflow)
     return 0
 
 
@@ -195,7 +210,9 @@ def read_inputs(path: Path, plan: LavaPlan) -> np.ndarray:
     return inputs
 
 
-def write_outputs(path: Path, run, plan: LavaPlan, quantisation: list[str]) -> None:
+def write_outputs(
+    path: Path, run, plan: LavaPlan, quantisation: list[str], overflow: dict | None = None
+) -> None:
     """out.h5, written beside `path` and moved into place only when complete."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -229,6 +246,8 @@ def write_outputs(path: Path, run, plan: LavaPlan, quantisation: list[str]) -> N
             )
             if quantisation:
                 f.attrs["quantisation"] = "\n".join(quantisation)
+            if overflow is not None:
+                f.attrs["current_overflow"] = json.dumps(overflow)
         os.replace(temporary, path)
     except OSError as exc:
         raise DeployError(f"cannot write {path} ({exc})") from None

@@ -11,7 +11,7 @@ import torch
 from ash_neuro.checkpoint import save_checkpoint
 from ash_neuro.config import config_to_dict, override_config
 from ash_neuro.data.tokenizer import load_tokenizer, tokenizer_path_for
-from ash_neuro.deploy import main
+from ash_neuro.deploy import deploy, main
 from ash_neuro.deploy_report import FILES
 from ash_neuro.evaluate import evaluate_checkpoint
 from ash_neuro.models.factory import build_model, build_task_model
@@ -121,6 +121,23 @@ def test_deploy_vqa_of_a_fine_tuned_checkpoint(lava, tiny_config, tmp_path):
     for key, value in norse.items():
         assert abs(floating["metrics"][key] - value) <= tolerance
         assert abs(plain["metrics"][key] - value) <= tolerance
+
+
+def test_fixed_pt_runs_every_chunk_on_the_same_integers(lava, tiny_run):
+    # quantised per chunk, each chunk would get its own input scale; calibrated on the whole
+    # run, one image per Lava build gives the same spikes as all three in one build
+    ckpt, graph = tiny_run
+    runs = [
+        deploy(ckpt, graph, limit=3, modes=("fixed_pt",), device="cpu", chunk=chunk)[0]
+        for chunk in (1, 3)
+    ]
+    chunked, whole = (run["modes"]["fixed_pt"] for run in runs)
+    assert chunked["agreement"] == whole["agreement"] and chunked["metrics"] == whole["metrics"]
+    rows = 3 * runs[0]["rows_per_image"]
+    for result in (chunked, whole):
+        assert f"quantise: calibrated on {rows} samples" in result["quantisation"]
+        assert result["quantisation"].count("no current overflow") == 2  # once per layer
+    assert chunked["quantisation"] == whole["quantisation"]
 
 
 def test_unknown_energy_profile_is_one_line(tiny_run, capsys):

@@ -284,13 +284,13 @@ def test_fixed_pt_lowers_the_threshold_when_known_inputs_would_wrap_the_current(
     done, _ = run_simulate(path, write_inputs(tmp_path / "in.h5", currents), "--mode", "fixed_pt")
     assert done.returncode == 0, done.stderr
     assert "node 'big': threshold lowered by 2**" in done.stdout
-    assert "node 'big' (LIF): no current overflow in this run" in done.stdout
+    assert "node 'big': no current overflow in this run" in done.stdout
     share, ref_out, *_ = agreement(graph, currents, tmp_path / "out.h5")
     assert 0.05 < ref_out.mean() < 0.95 and share >= 0.97
 
 
 def test_fixed_pt_reports_currents_that_spikes_wrapped(run_simulate, tmp_path):
-    # 8 neurons spiking every step into weights of 60 thresholds: 480 thresholds in one step,
+    # 8 neurons spiking together into weights of 60 thresholds: 480 thresholds in one step,
     # far beyond what the 24-bit current holds at any threshold the weights allow.
     graph = chain(
         [8],
@@ -305,6 +305,11 @@ def test_fixed_pt_reports_currents_that_spikes_wrapped(run_simulate, tmp_path):
     inputs = write_inputs(tmp_path / "in.h5", np.ones((2, 5, 8)))
     done, _ = run_simulate(path, inputs, "--mode", "fixed_pt")
     assert done.returncode == 0, done.stderr
-    assert "node 'lif1' (LIF): no current overflow in this run" in done.stdout
-    assert "warning: node 'lif2' (LIF): " in done.stdout and "wrapped" in done.stdout
-    assert "wrapped" in read_outputs(tmp_path / "out.h5")[2]["quantisation"]
+    assert "node 'lif1': no current overflow in this run" in done.stdout
+    assert "warning: node 'lif2': " in done.stdout and "wrapped" in done.stdout
+    overflow = json.loads(read_outputs(tmp_path / "out.h5")[2]["current_overflow"])
+    assert overflow["lif1"]["wrapped"] == 0 and overflow["lif1"]["peak_share"] > 0
+    # lif1 (v += 0.1 (3 - v)) first crosses 1 at step 4 of 5: one step per sample where all 8
+    # spike together, which wraps both lif2 neurons' current in both samples
+    assert overflow["lif2"]["wrapped"] == 1 * 2 * 2
+    assert overflow["lif2"]["neuron_steps"] == 2 * 5 * 2
