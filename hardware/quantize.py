@@ -89,26 +89,26 @@ def quantize_for_loihi(
             f"{_ratio(np.max(np.abs(encoded / input_scale - inputs)), peak)} of max |input|"
         )
     ]
-    sources = {plan.input_name: (input_scale, float(np.max(np.abs(encoded), initial=0.0)))}
-    flat = encoded.reshape(-1, plan.input_size)
+    scales = {plan.input_name: input_scale}
+    flat = {plan.input_name: encoded.reshape(-1, plan.input_size)}
     layers = []
     for layer in plan.layers:
-        quantized, lines = _quantize_layer(layer, sources, limits, limits.threshold_exp)
+        quantized, lines = _quantize_layer(layer, scales, limits, limits.threshold_exp)
         if any(c.source == plan.input_name for c in layer.inputs):
             # The inputs are known: lower the threshold (and with it every weight) until the
             # largest current they drive fits the 24-bit state, instead of letting it wrap.
-            peak = _peak_current(quantized, plan.input_name, flat)
+            peak = _peak(_synaptic_input(quantized, flat))
             if peak > limits.activation_max:
                 shift = math.ceil(math.log2(peak / limits.activation_max))
                 quantized, lines = _quantize_layer(
-                    layer, sources, limits, limits.threshold_exp - shift
+                    layer, scales, limits, limits.threshold_exp - shift
                 )
                 lines.append(
                     f"quantise: node '{layer.name}': threshold lowered by 2**{shift} so that the "
                     f"largest input current of these inputs ({peak / 2**limits.threshold_exp:.3g}"
                     " thresholds) fits Loihi's 24-bit current"
                 )
-                peak = _peak_current(quantized, plan.input_name, flat)
+                peak = _peak(_synaptic_input(quantized, flat))
             lines.append(
                 f"quantise: node '{layer.name}': largest input current {peak:.0f} = "
                 f"{peak / limits.activation_max:.1%} of Loihi's 24-bit range"
@@ -135,19 +135,12 @@ def current_overflow(
     """
     samples, steps = inputs.shape[:2]
     stream = plan.encode_input(inputs.reshape(samples, steps, plan.input_size))
-    trains = {name: s.reshape(samples, steps, -1) for name, s in spikes.items()}
+    events = {name: s.reshape(samples * steps, -1) for name, s in spikes.items()}
+    events[plan.input_name] = stream.reshape(samples * steps, -1)
+    events[CONSTANT] = np.ones((samples * steps, 1))
     stats = {}
     for layer in plan.layers:
-        drive = np.zeros((samples, steps, layer.size))
-        for conn in layer.inputs:
-            if conn.source == CONSTANT:
-                pre = np.ones((samples, steps, conn.weight.shape[1]))
-            else:
-                pre = stream if conn.source == plan.input_name else trains[conn.source]
-            flat = pre.reshape(-1, pre.shape[-1]).astype(np.float64)
-            drive += (
-                np.asarray((conn.weight @ flat.T).T).reshape(drive.shape) * 2.0**conn.weight_exp
-            )
+        drive = _synaptic_input(layer, events).reshape(samples, steps, layer.size)
         keep = 1.0 - (layer.du + 1) / limits.decay_unity
         current = np.zeros((samples, layer.size))
         peak, wrapped = 0.0, 0
@@ -164,27 +157,28 @@ def current_overflow(
     return stats
 
 
-def _peak_current(layer: NeuronLayer, source: str, inputs: np.ndarray) -> float:
-    """Largest |current| one step of `inputs` drives through `layer`'s connections from
-    `source` (integer weights)."""
-    total = np.zeros((len(inputs), layer.size))
+def _synaptic_input(layer: NeuronLayer, events: dict[str, np.ndarray]) -> np.ndarray:
+    """`(rows, layer.size)`: what one step of `events` (`{source: (rows, source size)}`)
+    delivers through `layer`'s integer weights; sources missing from `events` add nothing."""
+    total = np.zeros((len(next(iter(events.values()))), layer.size))
     for conn in layer.inputs:
-        if conn.source == source:
-            total += np.asarray((conn.weight @ inputs.T).T) * 2.0**conn.weight_exp
-    return float(np.max(np.abs(total), initial=0.0))
+        if conn.source in events:
+            pre = events[conn.source].astype(np.float64)
+            total += np.asarray((conn.weight @ pre.T).T) * 2.0**conn.weight_exp
+    return total
 
 
 def _quantize_layer(
     layer: NeuronLayer,
-    sources: dict[str, tuple[float, float]],
+    scales: dict[str, float],
     limits: LoihiLimits,
     threshold_exp: int,
 ) -> tuple[NeuronLayer, list[str]]:
-    """`sources`: (scale, peak integer value) of graded sources; spikes are (1, 1)."""
+    """`scales`: the integer scale of each graded source; spikes are 1."""
     where = f"node '{layer.name}' ({layer.kind})"
     lo_exp, hi_exp = limits.weight_exp_range
     # Threshold 2**p; lower p only when a weight would need an exponent above the range.
-    scale_of = {c.source: sources.get(c.source, (1.0, 1.0))[0] for c in layer.inputs}
+    scale_of = {c.source: scales.get(c.source, 1.0) for c in layer.inputs}
     needed = max(
         (
             _exponent(_peak(c.weight) / scale_of[c.source] * 2**threshold_exp, limits)

@@ -8,6 +8,8 @@ import h5py
 import nir
 import numpy as np
 
+from hardware.runner import write_inputs  # noqa: F401  (re-exported for the tests)
+
 ROOT = Path(__file__).resolve().parents[2]
 SIMULATE = ROOT / "hardware" / "simulate.py"
 DT = 1e-3
@@ -28,12 +30,6 @@ def processes_with_marker(marker: str) -> list[int]:
 def shared_memory() -> set[str]:
     """Python multiprocessing's shared memory segments and semaphores now in /dev/shm."""
     return {p.name for pattern in ("psm_*", "sem.*") for p in Path("/dev/shm").glob(pattern)}
-
-
-def write_inputs(path: Path, inputs: np.ndarray) -> Path:
-    with h5py.File(path, "w") as f:
-        f.create_dataset("input", data=inputs.astype(np.float32))
-    return path
 
 
 def read_outputs(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
