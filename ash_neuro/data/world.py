@@ -16,18 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ash_neuro.config import WorldConfig
-from ash_neuro.data.language import (
-    ANSWERS,
-    CAPTION_TEMPLATES,
-    REFEXP_FAMILIES,
-    VE_LABELS,
-    VQA_FAMILIES,
-    make_captions,
-    make_hypotheses,
-    make_questions,
-    make_referring_expressions,
-    make_statements,
-)
+from ash_neuro.data.annotations.captions import CAPTION_TEMPLATES, make_captions
+from ash_neuro.data.annotations.entailment import VE_LABELS, make_hypotheses
+from ash_neuro.data.annotations.questions import ANSWERS, VQA_FAMILIES, make_questions
+from ash_neuro.data.annotations.referring import REFEXP_FAMILIES, make_referring_expressions
+from ash_neuro.data.annotations.statements import make_statements
 from ash_neuro.data.programs import GraphObject, SceneGraph
 from ash_neuro.data.render import RenderedScene, render
 from ash_neuro.data.scene import (

@@ -35,7 +35,11 @@ import h5py
 import numpy as np
 
 from ash_neuro.config import WorldConfig
-from ash_neuro.data import language, render, scene
+from ash_neuro.data import render, scene
+from ash_neuro.data.annotations.captions import CAPTION_TEMPLATES
+from ash_neuro.data.annotations.entailment import VE_LABELS
+from ash_neuro.data.annotations.questions import ANSWERS, VQA_FAMILIES
+from ash_neuro.data.annotations.referring import REFEXP_FAMILIES
 from ash_neuro.data.records import (
     CaptionRecord,
     EntailmentRecord,
@@ -118,11 +122,11 @@ def vocabularies() -> dict[str, list]:
         "sizes": list(scene.SIZES),
         "textures": list(scene.TEXTURES),
         "panoptic_classes": list(render.STUFF_CLASSES) + list(scene.SHAPES),
-        "answers": list(language.ANSWERS),
-        "vqa_families": list(language.VQA_FAMILIES),
-        "ve_labels": list(language.VE_LABELS),
-        "caption_templates": list(language.CAPTION_TEMPLATES),
-        "refexp_families": list(language.REFEXP_FAMILIES),
+        "answers": list(ANSWERS),
+        "vqa_families": list(VQA_FAMILIES),
+        "ve_labels": list(VE_LABELS),
+        "caption_templates": list(CAPTION_TEMPLATES),
+        "refexp_families": list(REFEXP_FAMILIES),
         "held_out_pairs": [list(p) for p in scene.HELD_OUT_PAIRS],
     }
 

@@ -1,9 +1,11 @@
-"""The renderer: shapes fit their enclosing circle, and pixels and panoptic maps agree."""
+"""The renderer: shapes fit their enclosing circle, and pixels and panoptic maps agree, also
+as stored in a generated world (boxes, class map and colours read back from the file)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from world_reference import worlds
 
 from ash_neuro.config import WorldConfig
 from ash_neuro.data.render import FIRST_OBJECT, SHAPE_MASKS, render
@@ -61,3 +63,49 @@ def test_render_is_deterministic_given_the_generator():
     assert np.array_equal(a.image, b.image) and np.array_equal(a.instance_map, b.instance_map)
     assert not np.array_equal(a.image, c.image), "noise and colour jitter come from the generator"
     assert np.array_equal(a.instance_map, c.instance_map)
+
+
+# The stored world: its objects table and panoptic maps against its pixels.
+
+
+def test_boxes_are_tight_around_each_instance_mask(any_world):
+    for world in worlds(any_world):
+        stored = world.objects_table["box"]
+        pixel = [o.box for scene in world.scenes for o in scene.objects]
+        np.testing.assert_array_equal(stored, np.array(pixel).reshape(stored.shape))
+        for i, scene in enumerate(world.scenes):
+            ids = set(np.unique(world.instance_map[i]).tolist())
+            assert ids - {0, 1} == {o.instance for o in scene.objects}
+
+
+def test_class_map_gives_stuff_and_shape_classes(any_world):
+    for world in worlds(any_world):
+        classes = world.vocab["panoptic_classes"]
+        for i, scene in enumerate(world.scenes):
+            lut = {0: "wall", 1: "floor"} | {o.instance: o.attrs["shape"] for o in scene.objects}
+            class_of = {k: classes.index(name) for k, name in lut.items()}
+            expected = np.vectorize(class_of.__getitem__)(world.instance_map[i])
+            np.testing.assert_array_equal(world.class_map[i], expected)
+            wall_rows = np.nonzero((world.instance_map[i] == 0).any(axis=1))[0]
+            floor_rows = np.nonzero((world.instance_map[i] == 1).any(axis=1))[0]
+            assert wall_rows.max() < floor_rows.min(), "the wall lies above the floor"
+
+
+def test_solid_objects_look_like_their_colour(any_world):
+    for world in worlds(any_world):
+        palette = {
+            "red": (220, 40, 40), "green": (40, 175, 60), "blue": (45, 85, 225),
+            "yellow": (235, 215, 40), "purple": (145, 60, 195), "orange": (245, 140, 30),
+            "cyan": (40, 210, 220), "white": (245, 245, 245),
+        }  # fmt: skip
+        names, rgb = list(palette), np.array(list(palette.values()), dtype=float)
+        for i, scene in enumerate(world.scenes):
+            for o in scene.objects:
+                mask = world.instance_map[i] == o.instance
+                # interior pixels only: the anti-aliased rim mixes in the background
+                inner = mask & np.roll(mask, 1, 0) & np.roll(mask, -1, 0)
+                inner &= np.roll(mask, 1, 1) & np.roll(mask, -1, 1)
+                if o.attrs["texture"] != "solid" or inner.sum() < 2:
+                    continue
+                mean = world.images[i][inner].mean(axis=0)
+                assert names[np.argmin(((rgb - mean) ** 2).sum(1))] == o.attrs["colour"]

@@ -8,6 +8,7 @@ only pass if two implementations of its meaning agree with the pixels.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ import h5py
 import numpy as np
 
 from ash_neuro.data.programs import RELATION_MARGIN
+from ash_neuro.data.scene import SPLITS
 
 SIZE_RANK = {"small": 0, "medium": 1, "large": 2}
 
@@ -93,6 +95,16 @@ class ReferenceWorld:
         n = len(next(iter(columns.values())))
         for r in range(n):
             yield {k: v[r] for k, v in columns.items()}
+
+
+@functools.cache
+def reference(path, split: str) -> ReferenceWorld:
+    """One split of a world file, read once for all the tests that check it."""
+    return ReferenceWorld(path, split)
+
+
+def worlds(path) -> list[ReferenceWorld]:
+    return [reference(path, split) for split in SPLITS]
 
 
 def resolve(scene: ReferenceImage, ref: dict) -> set[int] | None:
