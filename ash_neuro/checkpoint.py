@@ -20,7 +20,7 @@ import torch
 from ash_neuro.errors import CheckpointError
 
 FORMAT = "ash-neuro-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: self-describing (kind, text, task, data; see models.factory)
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:

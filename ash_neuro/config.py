@@ -44,8 +44,10 @@ class WorldConfig:
 
 @dataclass
 class VisualConfig:
-    """Visual concrete encoder (ANN, ViT-style): patches to continuous tokens."""
+    """Visual concrete encoder (ANN): `kind` from `registry.VISUAL_ENCODERS` ("vit": patches
+    to continuous tokens)."""
 
+    kind: str = "vit"
     patch_size: int = 8
     dim: int = 128
     depth: int = 2
@@ -55,12 +57,15 @@ class VisualConfig:
 
 @dataclass
 class SpikingConfig:
-    """Semantic abstract encoder (Norse SNN): visual features as currents over T steps."""
+    """Semantic abstract encoder: `kind` from `registry.SPIKING_ENCODERS` ("lif_stack": Norse
+    LIF layers over the visual tokens as currents for T steps; "none": no spiking encoder, the
+    ANN-only network); `encoding` from `registry.SPIKE_CODINGS`."""
 
+    kind: str = "lif_stack"
     time_steps: int = 4
     hidden_dims: list[int] = field(default_factory=lambda: [256])
     out_dim: int = 128
-    encoding: Literal["current", "poisson"] = "current"
+    encoding: str = "current"
     tau_mem_inv: float = 100.0
     v_th: float = 1.0
     dt: float = 1e-3
@@ -70,9 +75,10 @@ class SpikingConfig:
 
 @dataclass
 class TextConfig:
-    """Text encoder: a BERT-style `transformers` model built from config (no download)."""
+    """Text encoder: `kind` from `registry.TEXT_ENCODERS` ("bert": a BERT-style `transformers`
+    model built from config, no download)."""
 
-    kind: Literal["bert", "minilm"] = "bert"
+    kind: str = "bert"
     dim: int = 128
     depth: int = 2
     heads: int = 4
@@ -80,33 +86,50 @@ class TextConfig:
 
 
 @dataclass
-class FusionConfig:
-    """Fusion encoder: text self-attention plus cross-attention to visual tokens."""
+class AdapterConfig:
+    """Adapter re-joining spikes and ANN tokens: `kind` from `registry.ADAPTERS`."""
 
+    kind: str = "concat"
+
+
+@dataclass
+class FusionConfig:
+    """Fusion encoder: `kind` from `registry.FUSION_ENCODERS` ("cross_attention": text
+    self-attention plus cross-attention to the visual tokens)."""
+
+    kind: str = "cross_attention"
     depth: int = 2
     heads: int = 4
 
 
 @dataclass
 class ModelConfig:
-    hybrid: bool = True
     embed_dim: int = 64
     visual: VisualConfig = field(default_factory=VisualConfig)
     spiking: SpikingConfig = field(default_factory=SpikingConfig)
     text: TextConfig = field(default_factory=TextConfig)
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
+
+
+def default_loss_weights() -> dict[str, float]:
+    return {
+        "itc": 1.0,
+        "itm": 1.0,
+        "mlm": 1.0,
+        "spike_contrastive": 0.5,
+        "stua": 0.5,
+        "spike_rate": 0.1,
+    }
 
 
 @dataclass
 class LossConfig:
-    """Loss weights (0 switches a loss off) and their hyper-parameters."""
+    """Pre-training losses: `weights` maps a loss of `registry.LOSSES` to its weight (0 switches
+    it off; a file's or an override's entries are merged over these defaults, in this order,
+    which is the order the losses are computed in); then the losses' hyper-parameters."""
 
-    itc: float = 1.0
-    itm: float = 1.0
-    mlm: float = 1.0
-    spike_contrastive: float = 0.5
-    stua: float = 0.5
-    spike_rate: float = 0.1
+    weights: dict[str, float] = field(default_factory=default_loss_weights)
     temperature: float = 0.07
     mask_prob: float = 0.15
     hard_negative_weight: float = 2.0
@@ -137,7 +160,7 @@ class FinetuneConfig:
     """Downstream fine-tuning (`python -m ash_neuro.finetune`): the task whose head sits on the
     backbone, and how that task is trained and evaluated."""
 
-    task: Literal["retrieval", "vqa", "nlvr", "ve", "grounding"] = "vqa"
+    task: str = "vqa"  # a task of `registry.TASKS`
     # the head starts from scratch while the backbone is pre-trained: a larger step for it
     head_lr_scale: float = 10.0
     # retrieval: re-rank each query's top-k ITC candidates by the ITM score (0: ITC only)
@@ -199,6 +222,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if value not in choices:
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        key_tp, value_tp = typing.get_args(tp)
+        return {
+            _coerce(k, key_tp, f"{key} key"): _coerce(v, value_tp, f"{key}.{k}")
+            for k, v in value.items()
+        }
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
@@ -230,17 +261,32 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
+# Keys of earlier versions, with what replaced them.
+RETIRED_KEYS = {
+    "model.hybrid": "use model.spiking.kind=none for the ANN-only network (lif_stack: hybrid)",
+    **{
+        f"loss.{name}": f"loss weights live under loss.weights (loss.weights.{name}=...)"
+        for name in default_loss_weights()
+    },
+}
+
+
 def _build(cls: type, data: dict, prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in data.items():
         full = f"{prefix}.{key}" if prefix else str(key)
-        if key not in names:
+        if key not in fields:
+            if full in RETIRED_KEYS:
+                raise ConfigError(f"config key '{full}' is retired: {RETIRED_KEYS[full]}")
             raise ConfigError(
-                f"unknown config key '{full}'; valid keys here: {', '.join(sorted(names))}"
+                f"unknown config key '{full}'; valid keys here: {', '.join(sorted(fields))}"
             )
         kwargs[key] = _coerce(value, hints[key], full)
+        if typing.get_origin(hints[key]) is dict and isinstance(kwargs[key], dict):
+            # a mapping is merged over its defaults (a loss weight override keeps the others)
+            kwargs[key] = {**fields[key].default_factory(), **kwargs[key]}
     return cls(**kwargs)
 
 
@@ -276,7 +322,7 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
 
 
 def parse_overrides(overrides: list[str]) -> dict:
-    """Turn ["train.lr=1e-3", "model.hybrid=false"] into a nested dict."""
+    """Turn ["train.lr=1e-3", "loss.weights.mlm=0"] into a nested dict."""
     nested: dict = {}
     for item in overrides:
         key, sep, raw = item.partition("=")

@@ -15,10 +15,11 @@ Latency: Lava delivers each Dense hop one step late; hardware/simulate.py remove
 pipeline latency (it returns spikes aligned with their input step) and reports it per layer,
 and this report states it beside the results.
 
-A task is a function `(model, cfg, tokenizer, device, split, limit) -> TaskRun` of the task's
-`TaskModel` (`ash_neuro.evaluate.load_task_model`: a pre-trained checkpoint, or one fine-tuned
-for that task; retrieval runs on any): the images whose encoder runs on Lava and a scorer of
-the re-joined visual output; `TASKS` lists them (retrieval, vqa).
+Every task runs (`ash_neuro.tasks`: retrieval on any checkpoint, the others on one fine-tuned
+for them): the first `--limit` images of the split go through the encoder on each side, and the
+task's own evaluation reads them back through its encode hook, so the metrics beside each other
+are computed by the same code as `python -m ash_neuro.evaluate`, over the examples whose images
+are all among those `limit`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import argparse
 import json
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,11 +35,10 @@ import nir
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Subset
 from tqdm import tqdm
 
-from ash_neuro.config import Config
-from ash_neuro.data.datasets import Collator, images_to_float, retrieval_split
+from ash_neuro.data.datasets import images_to_float
+from ash_neuro.data.sources import configured_source, locate_data
 from ash_neuro.energy import (
     chip_fit,
     energy_per_image,
@@ -48,15 +47,11 @@ from ash_neuro.energy import (
     step_time_ns,
 )
 from ash_neuro.errors import AshError, cli_entry
-from ash_neuro.evaluate import load_task_model
-from ash_neuro.loop import world_path
-from ash_neuro.metrics import recall_at_k
-from ash_neuro.models.ash_net import ASHNet, VisualOutput
-from ash_neuro.models.task_model import TaskModel
+from ash_neuro.models.ash_net import ASHNet
+from ash_neuro.models.factory import LoadedModel, load_model
+from ash_neuro.models.outputs import Encode, SpikeTrains, VisualFeatures, VisualOutput
 from ash_neuro.nir_export import EncoderContract, NIRExportError, read_contract, sidecar_path
-from ash_neuro.retrieval import embed_texts
 from ash_neuro.runtime import resolve_device
-from ash_neuro.tasks import predict, task_dataset, task_metrics, within_limit
 from hardware.runner import MODES, lava_python, overflow_lines, simulate_on_lava, write_inputs
 
 BATCH = 64  # images per PyTorch forward pass
@@ -78,72 +73,17 @@ class DeployError(AshError):
     """The checkpoint and the NIR graph cannot be deployed together."""
 
 
-# --- tasks -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TaskRun:
-    """What deploying a task needs: its images `(N, 3, H, W)` in [0, 1], a scorer of the
-    re-joined visual output of those images, its headline metric and its number of examples."""
-
-    images: Tensor
-    score: Callable[[ASHNet, VisualOutput], dict[str, float]]
-    main_metric: str
-    n_examples: int
-
-
-def retrieval_task(
-    model: TaskModel, cfg: Config, tokenizer, device: torch.device, split: str, limit: int
-) -> TaskRun:
-    """Image-text retrieval over the first `limit` images of a split and all their captions,
-    ranked by ITC similarity (Recall@1/5/10 both ways, `ash_neuro.metrics.recall_at_k`)."""
-    data = retrieval_split(world_path(cfg), split, limit=limit)
-    text_embed = embed_texts(model.backbone, data.texts, tokenizer, cfg.model.text.max_len, device)
-
-    def score(_model: ASHNet, visual: VisualOutput) -> dict[str, float]:
-        similarity = visual.image_embed.float().cpu() @ text_embed.T
-        return recall_at_k(similarity, data.txt2img, data.img2txt)
-
-    return TaskRun(data.images, score, "r_mean", len(data.texts))
-
-
-def vqa_task(
-    model: TaskModel, cfg: Config, tokenizer, device: torch.device, split: str, limit: int
-) -> TaskRun:
-    """VQA over the questions on the first `limit` images of a split: the fine-tuned head over
-    the question fused with the re-joined visual tokens (`ash_neuro.tasks`' soft accuracy)."""
-    dataset = task_dataset(cfg, "vqa", split, tokenizer)
-    questions = Subset(dataset, within_limit(dataset.records, limit))
-    images = min(limit, len(dataset.source))
-    pixels = images_to_float(np.stack([dataset.source.image(i) for i in range(images)]))
-    collate = Collator(tokenizer, cfg.model.text.max_len)
-
-    def score(_model: ASHNet, visual: VisualOutput) -> dict[str, float]:
-        def encode(batch: dict) -> VisualOutput:
-            return select_visual(visual, batch["image_id"].to(visual.tokens.device))
-
-        return task_metrics("vqa", predict(model, questions, collate, device, encode))
-
-    return TaskRun(pixels, score, "vqa_acc", len(questions))
-
-
-TASKS: dict[str, Callable[..., TaskRun]] = {"retrieval": retrieval_task, "vqa": vqa_task}
-
-
 # --- loading and checking --------------------------------------------------------------------
 
 
-def load_model(
-    ckpt_path: Path, task: str, device: torch.device
-) -> tuple[TaskModel, Config, object]:
-    """(the hybrid `TaskModel` of `task` with the checkpoint's weights, in eval mode, config,
-    tokenizer)."""
-    model, cfg, tokenizer = load_task_model(ckpt_path, task)
-    if not model.backbone.hybrid:
+def load_hybrid(ckpt_path: Path, task: str) -> LoadedModel:
+    """The checkpoint's network with the head of `task`; it must have a spiking encoder."""
+    loaded = load_model(ckpt_path, task)
+    if not loaded.backbone.hybrid:
         raise DeployError(
-            f"{ckpt_path} has no spiking encoder (model.hybrid=false): nothing to deploy"
+            f"{ckpt_path} has no spiking encoder (model.spiking.kind=none): nothing to deploy"
         )
-    return model.to(device).eval(), cfg, tokenizer
+    return loaded
 
 
 def encoder_contract(nir_path: Path) -> EncoderContract:
@@ -300,60 +240,46 @@ def spike_agreement(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[
     return result
 
 
-def join_and_score(
-    model: ASHNet, task: TaskRun, ann: Tensor, output_spikes: np.ndarray
-) -> dict[str, float]:
-    """The task's metrics with `output_spikes` `(T, rows, out_dim)` re-joined to `ann`."""
-    images, n = ann.shape[:2]
-    spikes = torch.from_numpy(output_spikes).to(ann.device)
+def rejoin(model: ASHNet, features: VisualFeatures, output_spikes: np.ndarray) -> Encode:
+    """The encode hook of one side: `output_spikes` `(T, rows, out_dim)` of the deployed images
+    re-joined to their ANN tokens (adapter, embeddings), looked up by image index."""
+    tokens = features.tokens
+    images, n = tokens.shape[:2]
+    spikes = torch.from_numpy(output_spikes).to(tokens.device)
     spikes = spikes.reshape(spikes.shape[0], images, n, -1)
     with torch.no_grad():
-        visual = concat_visual(
+        visual = VisualOutput.concat(
             [
-                model.join_visual(ann[i : i + BATCH], spikes[:, i : i + BATCH])
+                model.join_visual(
+                    VisualFeatures(tokens[i : i + BATCH], grid=features.grid),
+                    SpikeTrains(spikes[:, i : i + BATCH]),
+                )
                 for i in range(0, images, BATCH)
             ]
         )
-    return task.score(model, visual)
+
+    def encode(_images: Tensor, ids: Tensor) -> VisualOutput:
+        if int(ids.max()) >= images:
+            raise DeployError(f"image {int(ids.max())} was not deployed (only {images})")
+        return visual.select(ids.to(tokens.device))
+
+    return encode
 
 
-def select_visual(visual: VisualOutput, rows: Tensor) -> VisualOutput:
-    """The images `rows` of a `VisualOutput` (spike rates dropped, as in `concat_visual`)."""
-    return VisualOutput(
-        tokens=visual.tokens[rows],
-        ann_tokens=visual.ann_tokens[rows],
-        spikes=None if visual.spikes is None else visual.spikes[:, rows],
-        image_embed=visual.image_embed[rows],
-        spike_embed=None if visual.spike_embed is None else visual.spike_embed[rows],
-    )
-
-
-def concat_visual(parts: list[VisualOutput]) -> VisualOutput:
-    """Batches of `VisualOutput` as one (spike rates dropped: they are per batch)."""
-    spike_embed = [p.spike_embed for p in parts]
-    return VisualOutput(
-        tokens=torch.cat([p.tokens for p in parts]),
-        ann_tokens=torch.cat([p.ann_tokens for p in parts]),
-        spikes=torch.cat([p.spikes for p in parts], dim=1),
-        image_embed=torch.cat([p.image_embed for p in parts]),
-        spike_embed=None if spike_embed[0] is None else torch.cat(spike_embed),
-    )
-
-
-def encoder_currents(model: ASHNet, images: Tensor, device: torch.device, seed: int) -> tuple:
-    """(ANN tokens `(N, n, dim)`, currents `(T, N * n, in_dim)` on the CPU); a Poisson
-    encoding draws from `seed`, so Lava and Norse see identical currents."""
+def encoder_currents(
+    model: ASHNet, images: Tensor, device: torch.device, seed: int
+) -> tuple[VisualFeatures, Tensor]:
+    """(ANN features of the images, tokens `(N, n, dim)`; currents `(T, N * n, in_dim)` on the
+    CPU); a random coding draws from `seed`, so Lava and Norse see identical currents."""
     with torch.no_grad():
-        ann = torch.cat(
-            [
-                model.visual_concrete_encoder(images[i : i + BATCH].to(device))
-                for i in range(0, len(images), BATCH)
-            ]
-        )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            currents = model.semantic_abstract_encoder.encode_input(ann.cpu())
-    return ann, currents.contiguous()
+        parts = [
+            model.visual_concrete_encoder(images[i : i + BATCH].to(device))
+            for i in range(0, len(images), BATCH)
+        ]
+        features = VisualFeatures(torch.cat([p.tokens for p in parts]), grid=parts[0].grid)
+        generator = torch.Generator().manual_seed(seed)
+        currents = model.semantic_abstract_encoder.encode_input(features.tokens.cpu(), generator)
+    return features, currents.contiguous()
 
 
 def energy_report(
@@ -435,8 +361,6 @@ def deploy(
 ) -> tuple[dict, dict[str, dict[str, np.ndarray]]]:
     """Run the deployment; returns (the report record, every side's spikes of the first image
     `{side: {layer: (T, rows_per_image, width)}}` for the raster plot)."""
-    if task not in TASKS:
-        raise DeployError(f"unknown task {task!r}; deployable: {', '.join(TASKS)}")
     for mode in modes:
         if mode not in MODES:
             raise DeployError(f"unknown mode {mode!r}; use {' or '.join(MODES)}")
@@ -445,31 +369,41 @@ def deploy(
     load_profile(chip)  # a bad --chip fails before any work
     contract = encoder_contract(nir_path)
     torch_device = resolve_device(device)
-    task_model, cfg, tokenizer = load_model(ckpt_path, task, torch_device)
-    model = task_model.backbone
+    loaded = load_hybrid(ckpt_path, task)
+    task_model, model = loaded.model.to(torch_device), loaded.backbone
     check_belongs(model, contract, nir_path)
     lava_python()  # fail before the task's work when the Lava environment is missing
-    run = TASKS[task](task_model, cfg, tokenizer, torch_device, split, limit)
-    images = len(run.images)
-    ann, currents = encoder_currents(model, run.images, torch_device, seed)
+    cfg = locate_data(loaded.cfg, loaded.data, {})
+    source = configured_source(cfg, split)
+    images = min(limit, len(source))
+    pixels = images_to_float(np.stack([source.image(i) for i in range(images)]))
+    features, currents = encoder_currents(model, pixels, torch_device, seed)
     rows = contract.tokens_per_image
     norse = run_norse(model, currents.to(torch_device))
     names = list(norse.layers)
     output = names[-1]
+
+    def evaluate(layers: dict[str, np.ndarray]) -> dict[str, float]:
+        encode = rejoin(model, features, layers[output])
+        return task_model.task.evaluate(
+            task_model, source, split, loaded.tokenizer, torch_device, images, encode
+        )
+
+    norse_metrics = evaluate(norse.layers)
     record = {
         "checkpoint": str(ckpt_path),
         "nir": str(nir_path),
-        "task": task,
+        "task": task_model.name,
         "split": split,
-        "main_metric": run.main_metric,
+        "main_metric": task_model.task.main_metric,
         "n_images": images,
-        "n_examples": run.n_examples,
+        "n_examples": norse_metrics.pop("n"),
         "rows_per_image": rows,
         "time_steps": contract.time_steps,
         "dt": contract.dt,
         "layer_sizes": dict(zip(names, contract.layer_sizes)),
         "norse": {
-            "metrics": join_and_score(model, run, ann, norse.layers[output]),
+            "metrics": norse_metrics,
             "firing_rates": {n: float(s.mean()) for n, s in norse.layers.items()},
             "seconds_per_image": norse.seconds / images,
         },
@@ -480,7 +414,7 @@ def deploy(
         lava = run_lava(nir_path, currents, rows, names, mode, chunk)
         sim = lava.simulator
         record["modes"][mode] = {
-            "metrics": join_and_score(model, run, ann, lava.layers[output]),
+            "metrics": {k: v for k, v in evaluate(lava.layers).items() if k != "n"},
             "agreement": spike_agreement(lava.layers, norse.layers),
             "firing_rates": {n: float(s.mean()) for n, s in lava.layers.items()},
             "pipeline_latency_steps": lava.latency,
@@ -513,10 +447,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "checkpoint",
         type=Path,
-        help="ckpt.pt of a hybrid ASH-Net, pre-trained or fine-tuned (vqa: fine-tuned for vqa)",
+        help="ckpt.pt with a spiking encoder, pre-trained or fine-tuned (a task other than "
+        "retrieval: fine-tuned for it)",
     )
     parser.add_argument("nir", type=Path, help="its encoder.nir (export/to_nir.py)")
-    parser.add_argument("--task", default="retrieval", choices=sorted(TASKS))
+    parser.add_argument(
+        "--task", default="retrieval", help="retrieval (default), vqa, nlvr, ve or grounding"
+    )
     parser.add_argument("--split", default="test", help="train, val, test or compositional")
     parser.add_argument("--limit", type=int, default=16, help="first N images of the split")
     parser.add_argument("--mode", choices=MODES, help="one Lava mode (default: both)")

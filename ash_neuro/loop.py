@@ -137,16 +137,6 @@ def build_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def world_path(cfg: Config) -> Path:
-    path = Path(cfg.world.path)
-    if not path.is_file():
-        raise AshError(
-            f"world file {path} not found; generate it with "
-            f"`python -m ash_neuro.data.generate --out {path}` (or `make world`)"
-        )
-    return path
-
-
 def config_differences(a: dict, b: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
     """(dotted key, value in a, value in b) wherever two config dicts differ."""
     found = []
@@ -167,14 +157,19 @@ def config_section(data: dict, key: str):
 
 
 def resolve_resume(
-    out: Path, resume: bool, cfg: Config, sections: Sequence[str] = ("model",)
+    out: Path, resume: bool, cfg: Config, kind: str, sections: Sequence[str] = ("model",)
 ) -> dict | None:
-    """The checkpoint to continue from, after checking it belongs to this run's config (the
-    config `sections`, dotted keys, must match)."""
+    """The checkpoint to continue from, after checking it is of this run's `kind` (pretrain,
+    finetune) and belongs to its config (the config `sections`, dotted keys, must match)."""
     ckpt_path = out / "ckpt.pt"
     if not resume or not ckpt_path.exists():
         return None
     state = load_checkpoint(ckpt_path)
+    if state.get("kind") != kind:
+        raise CheckpointError(
+            f"{ckpt_path} is a {state.get('kind')} checkpoint, this is a {kind} run; "
+            "choose another --out"
+        )
     saved, current = config_to_dict(config_from_dict(state["config"])), config_to_dict(cfg)
     differ = config_differences(
         {s: config_section(saved, s) for s in sections},
@@ -215,14 +210,15 @@ def fit(
     state: dict | None,
     validate: Callable[[], dict[str, float]],
     headline: Sequence[str],
-    extra: Mapping | None = None,
+    description: Mapping,
     lr_scales: Mapping[str, float] | None = None,
 ) -> dict:
     """Train `model` by minimising `objective(batch)[0]["total"]` over `dataset` per `cfg.train`.
 
     `state` is the checkpoint to resume from (see `resolve_resume`); `validate()` runs on rank
     0 after each epoch (and at a mid-epoch end) and returns the metrics kept in the checkpoint,
-    of which the `headline` keys are printed; `extra` entries are saved in every checkpoint.
+    of which the `headline` keys are printed; `description` (`models.factory.describe_checkpoint`:
+    config, tokenizer, task, data) is saved in every checkpoint beside the training state.
     Returns the last validation metrics.
     """
     train_cfg = cfg.train
@@ -282,13 +278,12 @@ def fit(
             return
         save_checkpoint(
             {
-                "config": config_to_dict(cfg),
+                **description,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "progress": vars(progress).copy(),
                 "rng": rng_state(),
-                **(extra or {}),
                 "metrics": metrics,
             },
             ckpt_path,

@@ -12,19 +12,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ash_neuro.data.datasets import RetrievalSplit
 from ash_neuro.metrics import recall_at_k
-
-
-@torch.no_grad()
-def embed_images(
-    model: torch.nn.Module, images: Tensor, device: torch.device, batch_size: int = 128
-) -> Tensor:
-    """ITC image embeddings (N, embed_dim) for a float image tensor (N, 3, H, W) in [0, 1]."""
-    out = [
-        model.encode_image(images[i : i + batch_size].to(device)).image_embed.float().cpu()
-        for i in range(0, len(images), batch_size)
-    ]
-    return torch.cat(out)
+from ash_neuro.models.outputs import Encode, VisualOutput
 
 
 @torch.no_grad()
@@ -81,7 +71,7 @@ def itm_match_scores(
 def itm_rerank(
     model: torch.nn.Module,
     similarity: Tensor,
-    images: Tensor,
+    visual_tokens: Tensor,
     texts: Sequence[str],
     tokenizer,
     max_len: int,
@@ -90,13 +80,7 @@ def itm_rerank(
 ) -> tuple[Tensor, Tensor]:
     """(text-to-image, image-to-text) score matrices `(N_img, N_txt)`: each text's top-k images
     and each image's top-k texts by `similarity` get their ITM score and rank first; the other
-    candidates follow in `similarity` order."""
-    visual_tokens = torch.cat(
-        [
-            model.encode_image(images[i : i + 128].to(device)).tokens
-            for i in range(0, len(images), 128)
-        ]
-    )
+    candidates follow in `similarity` order. `visual_tokens` `(N_img, n', dim)` on `device`."""
     enc = tokenizer(
         list(texts), padding=True, truncation=True, max_length=max_len, return_tensors="pt"
     )
@@ -132,30 +116,43 @@ def promote(similarity: Tensor, image_rows: Tensor, text_rows: Tensor, scores: T
     return out
 
 
+@torch.no_grad()
+def encode_images(
+    images: Tensor, encode: Encode, device: torch.device, batch_size: int = 128
+) -> VisualOutput:
+    """Images `(N, 3, H, W)` in [0, 1] (image i has index i) through the encode hook, in
+    batches -> one `VisualOutput`."""
+    parts = []
+    for i in range(0, len(images), batch_size):
+        ids = torch.arange(i, min(i + batch_size, len(images)), device=device)
+        parts.append(encode(images[i : i + batch_size].to(device), ids))
+    return VisualOutput.concat(parts)
+
+
 def evaluate_retrieval(
     model: torch.nn.Module,
-    images: Tensor,
-    texts: Sequence[str],
-    txt2img: Tensor,
-    img2txt: Sequence[Sequence[int]],
+    data: RetrievalSplit,
     tokenizer,
     max_len: int,
     device: torch.device,
     rerank_k: int = 0,
+    encode: Encode | None = None,
 ) -> dict[str, float]:
-    """Recall@1/5/10 both ways, ranking by the ITC cosine similarity, then (rerank_k > 0)
-    re-ranking each query's top `rerank_k` by ITM."""
+    """Recall@1/5/10 both ways over `data`'s images and captions, ranking by the ITC cosine
+    similarity, then (rerank_k > 0) re-ranking each query's top `rerank_k` by ITM. The images
+    reach the model through `encode` (default: its own `encode_image`)."""
     was_training = model.training
     model.eval()
     try:
-        image_embed = embed_images(model, images, device)
-        text_embed = embed_texts(model, texts, tokenizer, max_len, device)
-        similarity = image_embed @ text_embed.T
+        encode = encode or (lambda images, ids: model.encode_image(images))
+        visual = encode_images(data.images, encode, device)
+        text_embed = embed_texts(model, data.texts, tokenizer, max_len, device)
+        similarity = visual.image_embed.float().cpu() @ text_embed.T
         if rerank_k == 0:
-            return recall_at_k(similarity, txt2img, img2txt)
+            return recall_at_k(similarity, data.txt2img, data.img2txt)
         t2i, i2t = itm_rerank(
-            model, similarity, images, texts, tokenizer, max_len, device, rerank_k
+            model, similarity, visual.tokens, data.texts, tokenizer, max_len, device, rerank_k
         )
-        return recall_at_k(t2i, txt2img, img2txt, similarity_i2t=i2t)
+        return recall_at_k(t2i, data.txt2img, data.img2txt, similarity_i2t=i2t)
     finally:
         model.train(was_training)

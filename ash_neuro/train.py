@@ -16,36 +16,42 @@ from pathlib import Path
 import torch
 
 from ash_neuro.config import Config, load_config
-from ash_neuro.data.datasets import CaptionDataset, Collator
+from ash_neuro.data.datasets import CaptionDataset, Collator, retrieval_split
+from ash_neuro.data.sources import configured_source, data_identity
 from ash_neuro.data.tokenizer import load_tokenizer, tokenizer_path_for
 from ash_neuro.errors import cli_entry
-from ash_neuro.loop import (
-    add_run_arguments,
-    fit,
-    resolve_resume,
-    run_overrides,
-    setup_run,
-    world_path,
+from ash_neuro.loop import add_run_arguments, fit, resolve_resume, run_overrides, setup_run
+from ash_neuro.models.ash_net import ASHNet
+from ash_neuro.models.factory import (
+    PRETRAIN,
+    build_model,
+    check_components,
+    describe_checkpoint,
 )
-from ash_neuro.models.factory import build_model
 from ash_neuro.objective import PretrainingObjective
-from ash_neuro.tasks import retrieval_metrics
+from ash_neuro.retrieval import evaluate_retrieval
+from ash_neuro.tasks.retrieval import Retrieval
 
-RETRIEVAL_HEADLINE = ("t2i_r1", "t2i_r5", "i2t_r1", "i2t_r5")
 
-
-def evaluate(model, cfg: Config, tokenizer, device: torch.device, split: str) -> dict[str, float]:
-    """ITC retrieval Recall@1/5/10 both ways on the first `train.eval_limit` images of a split."""
-    return retrieval_metrics(model, cfg, tokenizer, device, split, cfg.train.eval_limit)
+def evaluate(
+    model: ASHNet, cfg: Config, tokenizer, device: torch.device, split: str
+) -> dict[str, float]:
+    """ITC retrieval Recall@1/5/10 both ways on the first `train.eval_limit` images of a split;
+    `n` is the number of captions."""
+    data = retrieval_split(configured_source(cfg, split), split, limit=cfg.train.eval_limit)
+    metrics = evaluate_retrieval(model, data, tokenizer, cfg.model.text.max_len, device)
+    return {**metrics, "n": len(data.texts)}
 
 
 def train(cfg: Config, out: Path, resume: bool = False) -> dict:
-    """Pre-train per `cfg`, checkpointing into `out`; returns the final validation metrics."""
+    """Pre-train per `cfg` on the world, checkpointing into `out`; returns the final
+    validation metrics."""
+    check_components(cfg)
     device, dist = setup_run(cfg, out)
-    state = resolve_resume(out, resume, cfg)
-    path = world_path(cfg)
-    tokenizer = load_tokenizer(tokenizer_path_for(path))
-    dataset = CaptionDataset(path, "train", tokenizer, cfg.model.text.max_len, caption="random")
+    state = resolve_resume(out, resume, cfg, PRETRAIN)
+    source = configured_source(cfg, "train")
+    tokenizer = load_tokenizer(tokenizer_path_for(cfg.world.path))
+    dataset = CaptionDataset(source, "train", tokenizer, cfg.model.text.max_len, caption="random")
     model = build_model(cfg, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
     model.to(device)
     return fit(
@@ -60,8 +66,8 @@ def train(cfg: Config, out: Path, resume: bool = False) -> dict:
         collate_fn=Collator(tokenizer, cfg.model.text.max_len),
         state=state,
         validate=lambda: evaluate(model, cfg, tokenizer, device, "val"),
-        headline=RETRIEVAL_HEADLINE,
-        extra={"tokenizer": str(tokenizer_path_for(path)), "world": str(path)},
+        headline=Retrieval.headline,
+        description=describe_checkpoint(PRETRAIN, cfg, tokenizer, data_identity(cfg)),
     )
 
 

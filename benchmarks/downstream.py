@@ -2,11 +2,12 @@
 evaluate on the test split beside each task's trivial baseline.
 
 Each pre-trained checkpoint is fine-tuned per task for a fixed step budget (`--steps`, per task
-with `--task-steps vqa=400`), from configs/finetune.yaml with the checkpoint's own model
-section, then evaluated (`ash_neuro.evaluate`). Prints the table task, metric, trivial
-baseline, hybrid, ANN-only, and the fine-tuning time. Runs resume: a rerun (or a killed one)
-continues from the checkpoints under --out, and a finished run (its result in results.json at
-the requested steps, its checkpoint on disk) is reused as it is; change --out to start afresh.
+with `--task-steps vqa=400`), from configs/finetune.yaml with the network the checkpoint
+describes (`ash_neuro.finetune.finetune_config`: model.* overrides are refused), then evaluated
+(`ash_neuro.evaluate`). Prints the table task, metric, trivial baseline, hybrid, ANN-only, and
+the fine-tuning time. Runs resume: a rerun (or a killed one) continues from the checkpoints
+under --out, and a finished run (its result in results.json at the requested steps, its
+checkpoint on disk) is reused as it is; change --out to start afresh.
 
 `--lava` adds, for retrieval and VQA, the hybrid fine-tuned encoder exported to NIR and run in
 Lava's floating_pt simulator (`ash_neuro.deploy`) on the first `--lava-limit` test images (and
@@ -21,7 +22,6 @@ images (retrieval ranks by ITC there, without ITM re-ranking); kept in lava.json
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -31,14 +31,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ash_neuro.checkpoint import load_checkpoint
-from ash_neuro.config import config_from_dict, load_config
-from ash_neuro.deploy import TASKS as LAVA_TASKS
 from ash_neuro.deploy import deploy
 from ash_neuro.deploy_report import write_report as write_deploy_report
+from ash_neuro.errors import cli_entry
 from ash_neuro.evaluate import evaluate_checkpoint, write_report
-from ash_neuro.finetune import finetune
-from ash_neuro.models.task_model import TASKS
+from ash_neuro.finetune import finetune, finetune_config
 from ash_neuro.nir_export import export_checkpoint
+from ash_neuro.registry import TASKS as TASK_REGISTRY
 
 # the rows of the table: each task's standard metric (retrieval: R@1 both ways and the mean)
 ROWS = {
@@ -48,8 +47,11 @@ ROWS = {
     "ve": ("acc",),
     "grounding": ("acc_iou50",),
 }
+TASKS = tuple(ROWS)
+assert set(TASKS) == set(TASK_REGISTRY.names()), "a registered task has no row in the table"
 MODELS = ("hybrid", "ann_only")
 LAVA_MODE = "floating_pt"
+LAVA_TASKS = ("retrieval", "vqa")  # what --lava deploys (every task could be)
 
 
 def task_steps(default: int, specs: list[str]) -> dict[str, int]:
@@ -64,14 +66,15 @@ def task_steps(default: int, specs: list[str]) -> dict[str, int]:
 
 def run_task(init: Path, task: str, steps: int, out: Path, overrides: list[str]) -> dict:
     """Fine-tune `init` on `task` for `steps` steps into `out`, evaluate on test."""
-    cfg = load_config(
-        "configs/finetune.yaml", [f"finetune.task={task}", f"train.max_steps={steps}", *overrides]
+    # the init checkpoint decides the network (hybrid or ANN-only, its sizes) and the tokenizer
+    cfg, loaded = finetune_config(
+        "configs/finetune.yaml",
+        [f"finetune.task={task}", f"train.max_steps={steps}", *overrides],
+        init,
     )
-    # the init checkpoint decides the architecture (hybrid or ANN-only, its sizes)
-    cfg = dataclasses.replace(cfg, model=config_from_dict(load_checkpoint(init)["config"]).model)
     timing = out / "timing.json"
     start = time.perf_counter()
-    finetune(cfg, out, init, resume=True)
+    finetune(cfg, out, init, resume=True, loaded=loaded)
     done = load_checkpoint(out / "ckpt.pt")["progress"]["step"]
     if not timing.exists() or json.loads(timing.read_text())["steps"] != done:
         # a reused run keeps the time it took when it trained
@@ -167,6 +170,7 @@ def print_tables(results: dict, inits: dict[str, Path], lava: dict | None = None
         print(f"| {task} | {first['steps']} | {first['n_examples']} | " + " | ".join(cells) + " |")
 
 
+@cli_entry
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--init", default="runs/demo/ckpt.pt", help="hybrid pre-trained ckpt")

@@ -1,8 +1,10 @@
 """Pre-training quality: the hybrid ASH-Net against its ANN-only baseline, same budget and seeds.
 
-Trains both configs (or reuses their checkpoints with --reuse), then prints text-to-image and
-image-to-text Recall@1/5/10 on the test and compositional splits, chance level, the mean spike
-rate and seconds per training step.
+Trains both configs (configs/default.yaml and configs/ann_only.yaml, the same network with
+`model.spiking.kind: none` and the spiking loss weights at 0; or reuses their checkpoints with
+--reuse), then prints text-to-image and image-to-text Recall@1/5/10 on the test and
+compositional splits, chance level, the mean spike rate and seconds per training step.
+Overrides apply to both runs (e.g. `loss.weights.mlm=0`, `train.batch_size=32`).
 
     .venv/bin/python benchmarks/pretrain_quality.py [--steps N] [--out runs/bench] [key=value ...]
 """
@@ -18,11 +20,12 @@ from pathlib import Path
 import torch
 
 from ash_neuro.checkpoint import load_checkpoint
-from ash_neuro.config import config_from_dict, load_config
+from ash_neuro.config import load_config
 from ash_neuro.data.datasets import retrieval_split
-from ash_neuro.data.tokenizer import load_tokenizer
+from ash_neuro.data.sources import configured_source, locate_data
+from ash_neuro.errors import cli_entry
 from ash_neuro.metrics import chance_recall
-from ash_neuro.models.factory import build_model
+from ash_neuro.models.factory import load_model
 from ash_neuro.train import evaluate, train
 
 SPLITS = ("test", "compositional")
@@ -38,16 +41,13 @@ def mean_spike_rate(model, images: torch.Tensor) -> float:
 
 
 def evaluate_run(ckpt_path: Path, splits=SPLITS) -> dict:
-    state = load_checkpoint(ckpt_path)
-    cfg = config_from_dict(state["config"])
-    tokenizer = load_tokenizer(state["tokenizer"])
-    model = build_model(cfg, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
-    model.load_state_dict(state["model"])
-    model.eval()
+    loaded = load_model(ckpt_path)  # the network, tokenizer and data the checkpoint describes
+    cfg = locate_data(loaded.cfg, loaded.data, {})
+    model, tokenizer = loaded.backbone, loaded.tokenizer
     device = torch.device("cpu")
     result = {}
     for split in splits:
-        data = retrieval_split(cfg.world.path, split, limit=cfg.train.eval_limit)
+        data = retrieval_split(configured_source(cfg, split), split, limit=cfg.train.eval_limit)
         metrics = evaluate(model, cfg, tokenizer, device, split)
         metrics["n_images"] = len(data.images)
         metrics["captions_per_image"] = len(data.texts) / len(data.images)
@@ -68,6 +68,7 @@ def step_time(run_dir: Path) -> dict:
     return {"s_per_step": batch / (sum(rates) / len(rates))}
 
 
+@cli_entry
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=0, help="train.max_steps (0: the config's)")

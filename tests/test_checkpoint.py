@@ -52,3 +52,16 @@ def test_bad_files_are_one_line_errors(tmp_path, content, message):
 def test_missing_file(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "none.pt")
+
+
+def test_the_format_markers_are_written_and_checked(tmp_path):
+    path = save_checkpoint({"kind": "pretrain"}, tmp_path / "ckpt.pt")
+    raw = torch.load(path, weights_only=True)
+    assert raw == {"format": "ash-neuro-checkpoint", "version": 2, "kind": "pretrain"}
+    torch.save({**raw, "version": 1}, path)  # written by an older ash-neuro
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert str(info.value) == (
+        f"{path} has checkpoint version 1, this ash-neuro reads version 2; re-train or use the "
+        "matching ash-neuro release"
+    )

@@ -13,11 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from ash_neuro.checkpoint import load_checkpoint
-from ash_neuro.config import config_from_dict
 from ash_neuro.data.datasets import retrieval_split
-from ash_neuro.data.tokenizer import load_tokenizer
-from ash_neuro.models.factory import build_model
+from ash_neuro.models.factory import load_model
 from tests.conftest import ROOT, TINY_MODEL, TINY_WORLD
 
 pytestmark = pytest.mark.slow
@@ -59,16 +56,11 @@ def test_generate_train_export_and_run_on_lava(tmp_path):
         runner.lava_python()
     except runner.LavaError as exc:
         pytest.skip(f"no Lava environment ({exc})")
-    state = load_checkpoint(out / "ckpt.pt")
-    cfg = config_from_dict(state["config"])
-    tokenizer = load_tokenizer(state["tokenizer"])
-    model = build_model(cfg, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
-    model.load_state_dict(state["model"])
-    model.eval()
+    model = load_model(out / "ckpt.pt").backbone  # in eval mode
     encoder = model.semantic_abstract_encoder
     images = retrieval_split(world, "test", limit=3).images
     with torch.no_grad():
-        currents = encoder.encode_input(model.visual_concrete_encoder(images))
+        currents = encoder.encode_input(model.visual_concrete_encoder(images).tokens)
         norse_spikes = encoder.run(currents)[0]
     # (T, rows, in) -> (samples = rows, T, in): each token row is one sample on Lava
     lava_spikes, activity = runner.run_on_lava(graph, currents.permute(1, 0, 2).numpy())

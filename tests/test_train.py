@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import subprocess
 import sys
 
@@ -13,23 +14,55 @@ import torch
 from ash_neuro import loop as loop_module
 from ash_neuro import train as train_module
 from ash_neuro.checkpoint import load_checkpoint
-from ash_neuro.errors import TrainingDiverged
+from ash_neuro.config import config_to_dict
+from ash_neuro.data.datasets import retrieval_split
+from ash_neuro.errors import CheckpointError, TrainingDiverged
+from ash_neuro.models.factory import load_model
 from tests.conftest import ROOT
+from tests.retrieval_reference import itc_scores, recall
 
 
 def with_train(cfg, **changes):
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **changes))
 
 
-def test_tiny_run_writes_checkpoint_log_and_metrics(tiny_config, tmp_path):
-    metrics = train_module.train(with_train(tiny_config, max_steps=4), tmp_path)
+def log_records(out) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_tiny_run_learns_and_logs_every_loss(tiny_config, tmp_path):
+    """12 steps (two epochs) at a raised learning rate: every logged loss is finite, the total
+    falls, and the validation metrics are those of the checkpoint's own model on the first
+    `eval_limit` val images (recomputed in NumPy, one image and caption at a time)."""
+    cfg = with_train(tiny_config, max_steps=12, lr=1e-3)
+    metrics = train_module.train(cfg, tmp_path)
     state = load_checkpoint(tmp_path / "ckpt.pt")
-    assert state["progress"]["step"] == 4
-    assert {"t2i_r1", "i2t_r10"} <= set(metrics)
-    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    losses = {k for r in records for k in r if k.startswith("loss/")}
-    assert {"loss/itc", "loss/itm", "loss/mlm", "loss/spike_contrastive", "loss/stua"} <= losses
-    assert any(k.startswith("spike_rate/") for r in records for k in r)
+    assert state["progress"]["step"] == 12 and state["kind"] == "pretrain"
+    assert state["config"] == config_to_dict(cfg) and state["task"] == {}
+    records = log_records(tmp_path)
+    steps = [r for r in records if "loss/total" in r]
+    assert [r["step"] for r in steps] == list(range(1, 13))  # train.log_every=1
+    names = ["itc", "itm", "mlm", "spike_contrastive", "stua", "spike_rate"]
+    for record in steps:
+        assert all(math.isfinite(record[f"loss/{name}"]) for name in [*names, "total"])
+        assert {"spike_rate/lif1", "spike_rate/lif2"} <= set(record)
+    totals = [r["loss/total"] for r in steps]
+    first, last = sum(totals[:3]) / 3, sum(totals[-3:]) / 3
+    assert last < first - 0.3, totals
+
+    # the returned metrics: validated after each epoch, the last kept in the checkpoint
+    validations = [r for r in records if "val/t2i_r1" in r]
+    assert [r["step"] for r in validations] == [6, 12]
+    assert metrics == state["metrics"]
+    loaded = load_model(tmp_path / "ckpt.pt")
+    data = retrieval_split(cfg.world.path, "val", limit=cfg.train.eval_limit)
+    assert len(data.images) == 24
+    scores = itc_scores(loaded.backbone, data, loaded.tokenizer, cfg.model.text.max_len)
+    expected = recall(scores, data.txt2img.tolist(), data.img2txt)
+    assert metrics["n"] == len(data.texts)  # the captions of those images
+    assert metrics.keys() == {*expected, "n"}
+    for key, value in expected.items():
+        assert metrics[key] == pytest.approx(value, abs=1e-4), key
 
 
 class Killed(Exception):
@@ -57,6 +90,26 @@ def test_killed_run_resumes_to_the_same_weights(tiny_config, tmp_path, monkeypat
     assert resumed.keys() == reference.keys()
     for key in reference:
         assert torch.equal(resumed[key], reference[key]), key
+    # the resumed steps 4-6 saw the same batches and random draws: the same losses, exactly
+    straight = [r for r in log_records(tmp_path / "straight") if "loss/total" in r]
+    killed = [r for r in log_records(tmp_path / "killed") if "loss/total" in r]
+    assert [r["step"] for r in killed] == [1, 2, 3, 4, 5, 6]
+    for a, b in zip(straight, killed):
+        assert {k: v for k, v in a.items() if k.startswith("loss/")} == {
+            k: v for k, v in b.items() if k.startswith("loss/")
+        }
+
+
+def test_resuming_another_kind_of_run_or_another_network_is_refused(tiny_config, tmp_path):
+    cfg = with_train(tiny_config, max_steps=1)
+    train_module.train(cfg, tmp_path)
+    wider = dataclasses.replace(
+        cfg, model=dataclasses.replace(cfg.model, embed_dim=2 * cfg.model.embed_dim)
+    )
+    with pytest.raises(CheckpointError, match=r"different config \(model.embed_dim\)"):
+        train_module.train(wider, tmp_path, resume=True)
+    with pytest.raises(CheckpointError, match="is a pretrain checkpoint, this is a finetune run"):
+        loop_module.resolve_resume(tmp_path, True, cfg, "finetune")
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_config, tmp_path, monkeypatch):

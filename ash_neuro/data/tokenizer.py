@@ -79,10 +79,26 @@ def save_tokenizer(tokenizer: Tokenizer, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
-def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
+def _fast_tokenizer(tokenizer: Tokenizer, special: dict[str, str], max_length: int):
     # imported here: transformers takes seconds to import and the generator CLI never needs it
     from transformers import PreTrainedTokenizerFast
 
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, model_max_length=max_length, **special
+    )
+
+
+WORLD_SPECIAL_TOKENS = {
+    "pad_token": "[PAD]",
+    "unk_token": "[UNK]",
+    "cls_token": "[CLS]",
+    "sep_token": "[SEP]",
+    "mask_token": "[MASK]",
+}
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
+    """The world's tokenizer file as a `transformers` fast tokenizer."""
     path = Path(path)
     if not path.is_file():
         raise AshError(
@@ -90,14 +106,33 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
             "`python -m ash_neuro.data.generate` (or `make world`)"
         )
     try:
-        return PreTrainedTokenizerFast(
-            tokenizer_file=str(path),
-            pad_token="[PAD]",
-            unk_token="[UNK]",
-            cls_token="[CLS]",
-            sep_token="[SEP]",
-            mask_token="[MASK]",
-            model_max_length=MODEL_MAX_LENGTH,
-        )
+        tokenizer = Tokenizer.from_file(str(path))
     except Exception as exc:  # tokenizers raises a bare Exception on malformed JSON
         raise AshError(f"{path} is not a readable tokenizer file ({exc})") from None
+    return _fast_tokenizer(tokenizer, WORLD_SPECIAL_TOKENS, MODEL_MAX_LENGTH)
+
+
+def tokenizer_record(tokenizer: PreTrainedTokenizerFast) -> dict:
+    """A fast tokenizer as plain strings (what a checkpoint carries): its `tokenizers` JSON,
+    its special tokens and maximum length."""
+    special = {
+        key: str(value)
+        for key, value in tokenizer.special_tokens_map.items()
+        if isinstance(value, str)
+    }
+    return {
+        "json": tokenizer.backend_tokenizer.to_str(),
+        "special_tokens": special,
+        "model_max_length": int(min(tokenizer.model_max_length, 2**31 - 1)),
+    }
+
+
+def tokenizer_from_record(record: dict) -> PreTrainedTokenizerFast:
+    """The tokenizer `tokenizer_record` wrote; AshError if the record is not one."""
+    try:
+        tokenizer = Tokenizer.from_str(record["json"])
+        special = dict(record["special_tokens"])
+        max_length = int(record["model_max_length"])
+    except Exception as exc:  # tokenizers raises a bare Exception on malformed JSON
+        raise AshError(f"the stored tokenizer is not readable ({exc})") from None
+    return _fast_tokenizer(tokenizer, special, max_length)

@@ -8,9 +8,16 @@ image in the batch is a positive (uniform soft targets), not a negative.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import Tensor
 
+from ash_neuro.losses.base import Loss
 from ash_neuro.losses.targets import positive_mask, soft_cross_entropy
+from ash_neuro.registry import LOSSES
+
+if TYPE_CHECKING:
+    from ash_neuro.objective import ForwardPass
 
 
 def image_text_logits(image_embed: Tensor, text_embed: Tensor, temperature: Tensor) -> Tensor:
@@ -34,3 +41,11 @@ def itc_loss(
 ) -> Tensor:
     """ITC loss of unit embeddings `(B, E)`, pair i = (image i, text i)."""
     return itc_loss_from_logits(image_text_logits(image_embed, text_embed, temperature), image_ids)
+
+
+@LOSSES.register("itc")
+class ImageTextContrastive(Loss):
+    needs = frozenset({"image_embed", "text_embed"})
+
+    def __call__(self, forward: ForwardPass) -> Tensor:
+        return itc_loss_from_logits(forward.itc_logits, forward.image_ids)

@@ -10,11 +10,18 @@ negatives are one cross-entropy.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ash_neuro.losses.base import Loss
 from ash_neuro.losses.targets import positive_mask
+from ash_neuro.registry import LOSSES
+
+if TYPE_CHECKING:
+    from ash_neuro.objective import ForwardPass
 
 
 def _draw(weights: Tensor) -> Tensor:
@@ -43,3 +50,23 @@ def sample_hard_negatives(
 def itm_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """Cross-entropy of ITM logits `(pairs, 2)` against labels `(pairs,)` (1 = match)."""
     return F.cross_entropy(logits, labels)
+
+
+@LOSSES.register("itm")
+class ImageTextMatching(Loss):
+    """ITM over the B positive pairs and hard negatives drawn from the (detached) ITC logits;
+    each image's visual tokens are fused once, whatever the number of pairs reading them."""
+
+    needs = frozenset({"image_embed", "text_embed", "fused", "itm"})
+
+    def __call__(self, forward: ForwardPass) -> Tensor:
+        model, text = forward.model, forward.text
+        neg_image, neg_text = sample_hard_negatives(forward.itc_logits.detach(), forward.image_ids)
+        text_ok, image_ok = neg_image >= 0, neg_text >= 0
+        own = torch.arange(len(text.hidden), device=text.hidden.device)
+        texts = torch.cat([own, own[text_ok], neg_text[image_ok]])
+        images = torch.cat([own, neg_image[text_ok], own[image_ok]])
+        labels = (torch.arange(len(texts), device=texts.device) < len(own)).long()
+        mask = forward.batch["text_mask"]
+        fused = model.fuse(text.hidden[texts], mask[texts], forward.visual.tokens, images)
+        return itm_loss(model.itm(fused[:, 0]), labels)

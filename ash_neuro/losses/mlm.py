@@ -8,11 +8,17 @@ chosen token becomes [MASK] 80% of the time, a random non-special token 10%, and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from ash_neuro.losses.base import Loss
+from ash_neuro.registry import LOSSES
+
+if TYPE_CHECKING:
+    from ash_neuro.objective import ForwardPass
 
 IGNORE_INDEX = -100
 
@@ -73,3 +79,19 @@ def mlm_loss(logits: Tensor, labels: Tensor) -> Tensor:
     count = (labels != IGNORE_INDEX).sum()
     total = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum")
     return total / count.clamp_min(1)
+
+
+@LOSSES.register("mlm")
+class MaskedLanguageModelling(Loss):
+    """Mask the captions, encode and fuse them with their images, predict the originals."""
+
+    needs = frozenset({"fused", "mlm"})
+
+    def __call__(self, forward: ForwardPass) -> Tensor:
+        model, batch = forward.model, forward.batch
+        mask = batch["text_mask"]
+        masked, labels = mask_tokens(batch["text_ids"], mask, forward.tokenizer, self.cfg.mask_prob)
+        hidden = model.encode_text(masked, mask).hidden
+        fused = model.fuse(hidden, mask, forward.visual.tokens)
+        chosen = labels != IGNORE_INDEX
+        return mlm_loss(model.mlm(fused[chosen]), labels[chosen])

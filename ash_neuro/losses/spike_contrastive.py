@@ -27,12 +27,18 @@ which negatives are hard is chosen without gradient, the weights are constants.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ash_neuro.losses.base import Loss
 from ash_neuro.losses.targets import positive_mask
+from ash_neuro.registry import LOSSES
+
+if TYPE_CHECKING:
+    from ash_neuro.objective import ForwardPass
 
 
 def pool_spikes(spikes: Tensor, window: int = 1) -> Tensor:
@@ -85,3 +91,21 @@ def spike_contrastive_loss(
     log_prob = logits - denominator
     per_anchor = (log_prob * positives).sum(dim=1) / positives.sum(dim=1)
     return -per_anchor.mean()
+
+
+@LOSSES.register("spike_contrastive")
+class SpikeContrastive(Loss):
+    """Both views carry gradients (SimCLR); the second is a fresh crop and jitter of the
+    batch's images (`ForwardPass.second_view`)."""
+
+    needs = frozenset({"spikes"})
+
+    def __call__(self, forward: ForwardPass) -> Tensor:
+        return spike_contrastive_loss(
+            forward.visual.spikes,
+            forward.second_view.spikes,
+            temperature=self.cfg.temperature,
+            hard_negatives=self.cfg.hard_negatives,
+            hard_negative_weight=self.cfg.hard_negative_weight,
+            image_ids=forward.image_ids,
+        )

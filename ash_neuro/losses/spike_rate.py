@@ -10,9 +10,16 @@ whatever the target (a rate of twice the target costs 1).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+
+from ash_neuro.losses.base import Loss
+from ash_neuro.registry import LOSSES
+
+if TYPE_CHECKING:
+    from ash_neuro.objective import ForwardPass
 
 
 def spike_rate_loss(rates: Mapping[str, Tensor], target_rate: float) -> Tensor:
@@ -23,3 +30,11 @@ def spike_rate_loss(rates: Mapping[str, Tensor], target_rate: float) -> Tensor:
         raise ValueError(f"target_rate must be positive, got {target_rate}")
     stacked = torch.stack([r.float() for r in rates.values()])
     return ((stacked - target_rate) / target_rate).pow(2).mean()
+
+
+@LOSSES.register("spike_rate")
+class SpikeRateRegulariser(Loss):
+    needs = frozenset({"spike_rates"})
+
+    def __call__(self, forward: ForwardPass) -> Tensor:
+        return spike_rate_loss(forward.visual.spike_rates, self.cfg.target_rate)

@@ -12,9 +12,16 @@ no text-to-spike direction): the uni-alignment is what distinguishes STUA from a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import Tensor
 
+from ash_neuro.losses.base import Loss
 from ash_neuro.losses.targets import positive_mask, soft_cross_entropy
+from ash_neuro.registry import LOSSES
+
+if TYPE_CHECKING:
+    from ash_neuro.objective import ForwardPass
 
 
 def stua_loss(
@@ -27,3 +34,16 @@ def stua_loss(
     no gradient reaches `text_embed`."""
     logits = spike_embed @ text_embed.detach().T / temperature
     return soft_cross_entropy(logits, positive_mask(len(logits), image_ids, logits.device))
+
+
+@LOSSES.register("stua")
+class SpikeToTextUniAlignment(Loss):
+    needs = frozenset({"spike_embed", "text_embed"})
+
+    def __call__(self, forward: ForwardPass) -> Tensor:
+        return stua_loss(
+            forward.visual.spike_embed,
+            forward.text.text_embed,
+            self.cfg.temperature,
+            forward.image_ids,
+        )

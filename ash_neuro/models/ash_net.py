@@ -1,58 +1,32 @@
-"""ASHNet: the hybrid artificial/spiking vision-language network (ASH-Nets, arXiv 2308.09455).
+"""ASHNet: the hybrid artificial/spiking vision-language network (ASH-Nets, arXiv 2308.09455),
+assembled from the components the config names (`kind:` in each `model` sub-section).
 
-    image ─► visual concrete encoder (ANN) ─► ann tokens ─┬──────────────► adapter ─► tokens
-                                                          └► semantic abstract encoder (SNN)
-                                                             ─► spikes (T, B, n, out) ─┘
-    text ids ─► text encoder ─► hidden ─► fusion encoder (cross-attends to tokens) ─► fused
+    image ─► visual concrete encoder (ANN) ─► VisualFeatures ─┬──────────────► adapter ─► tokens
+                                                              └► semantic abstract encoder (SNN)
+                                                                 ─► SpikeTrains ─┘
+    text ids ─► text encoder ─► TextFeatures ─► fusion encoder (cross-attends to tokens) ─► fused
 
 The ITC image embedding is the projection of the mean of the joined tokens, so the spiking
 tokens shape it (the [CLS] position alone would not see them: the adapter's norm is per
-token). With `hybrid: false` the same network runs without the spiking encoder (the ANN-only
-baseline): `spikes` is None, `spike_rates` empty, and there is no spiking parameter at all.
+token). With `model.spiking.kind: none` the same network runs without the spiking encoder (the
+ANN-only baseline): `spiking` is None and there is no spiking parameter at all.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ash_neuro.config import ModelConfig
-from ash_neuro.models.adapter import Adapter
-from ash_neuro.models.fusion_encoder import FusionEncoder
 from ash_neuro.models.heads import ContrastiveHead, MaskedLMHead, MatchingHead
-from ash_neuro.models.semantic_abstract_encoder import SemanticAbstractEncoder
+from ash_neuro.models.outputs import SpikeTrains, TextOutput, VisualFeatures, VisualOutput
 from ash_neuro.models.text_encoder import TextEncoder
-from ash_neuro.models.visual_concrete_encoder import VisualConcreteEncoder
+from ash_neuro.registry import ADAPTERS, FUSION_ENCODERS, SPIKING_ENCODERS, VISUAL_ENCODERS
 
-
-@dataclass
-class VisualOutput:
-    """What `ASHNet.encode_image` returns for a batch of B images.
-
-    tokens       `(B, n', dim)` joined visual tokens (n' = 2n hybrid, n ANN-only)
-    ann_tokens   `(B, n, dim)` the visual concrete encoder's tokens ([CLS] first)
-    spikes       `(T, B, n, out_dim)` in {0, 1}, or None without the spiking encoder
-    spike_rates  {`lif1`: 0-d mean rate, ...} per LIF layer (differentiable)
-    image_embed  `(B, embed_dim)` ITC embedding, unit norm
-    spike_embed  `(B, embed_dim)` STUA embedding of the pooled spike rates, unit norm, or None
-    """
-
-    tokens: Tensor
-    ann_tokens: Tensor
-    spikes: Tensor | None
-    image_embed: Tensor
-    spike_rates: dict[str, Tensor] = field(default_factory=dict)
-    spike_embed: Tensor | None = None
-
-
-@dataclass
-class TextOutput:
-    """`hidden` `(B, L, width)` text encoder states; `text_embed` `(B, embed_dim)` unit norm."""
-
-    hidden: Tensor
-    text_embed: Tensor
+# What a network can produce for the losses (`Loss.needs`): every network the first set, a
+# network with a spiking encoder the second too.
+OUTPUTS = frozenset({"visual", "text", "image_embed", "text_embed", "fused", "itm", "mlm"})
+SPIKING_OUTPUTS = frozenset({"spikes", "spike_rates", "spike_embed"})
 
 
 class ASHNet(nn.Module):
@@ -69,58 +43,59 @@ class ASHNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         vdim = cfg.visual.dim
-        self.visual_concrete_encoder = VisualConcreteEncoder(cfg.visual, image_size)
-        self.semantic_abstract_encoder = (
-            SemanticAbstractEncoder(cfg.spiking, vdim) if cfg.hybrid else None
-        )
-        self.adapter = Adapter(vdim, cfg.spiking.out_dim if cfg.hybrid else None)
+        self.visual_concrete_encoder = VISUAL_ENCODERS.get(cfg.visual.kind)(cfg.visual, image_size)
+        self.semantic_abstract_encoder = SPIKING_ENCODERS.get(cfg.spiking.kind)(cfg.spiking, vdim)
+        spike_dim = None if self.semantic_abstract_encoder is None else cfg.spiking.out_dim
+        self.adapter = ADAPTERS.get(cfg.adapter.kind)(cfg.adapter, vdim, spike_dim)
         self.text_encoder = TextEncoder.build(cfg.text, vocab_size, pad_token_id)
         width = self.text_encoder.width
-        self.fusion_encoder = FusionEncoder(cfg.fusion, width, vdim)
+        self.fusion_encoder = FUSION_ENCODERS.get(cfg.fusion.kind)(cfg.fusion, width, vdim)
         self.itc = ContrastiveHead(vdim, width, cfg.embed_dim, temperature)
         self.itm = MatchingHead(width)
         self.mlm = MaskedLMHead(width, vocab_size)
         # STUA's projection of the pooled spike rates into the text embedding space
-        self.spike_embed_proj = (
-            nn.Linear(cfg.spiking.out_dim, cfg.embed_dim) if cfg.hybrid else None
-        )
+        self.spike_embed_proj = None if spike_dim is None else nn.Linear(spike_dim, cfg.embed_dim)
 
     @property
     def hybrid(self) -> bool:
+        """Whether the network has a spiking encoder."""
         return self.semantic_abstract_encoder is not None
+
+    @property
+    def outputs(self) -> frozenset[str]:
+        """The named outputs this network produces (what a loss may declare it `needs`)."""
+        return OUTPUTS | SPIKING_OUTPUTS if self.hybrid else OUTPUTS
 
     def encode_image(self, image: Tensor) -> VisualOutput:
         """`(B, 3, H, W)` float in [0, 1] -> `VisualOutput`."""
-        ann = self.visual_concrete_encoder(image)
-        spikes, rates = None, {}
+        features = self.visual_concrete_encoder(image)
+        spiking = None
         if self.semantic_abstract_encoder is not None:
-            spikes, rates = self.semantic_abstract_encoder(ann)
-        return self.join_visual(ann, spikes, rates)
+            spiking = self.semantic_abstract_encoder(features.tokens)
+        return self.join_visual(features, spiking)
 
-    def join_visual(
-        self, ann: Tensor, spikes: Tensor | None, rates: dict[str, Tensor] | None = None
-    ) -> VisualOutput:
-        """ANN tokens `(B, n, dim)` and spikes `(T, B, n, out_dim)` (or None) -> `VisualOutput`:
-        the adapter and embeddings after the spiking encoder, so that spikes computed outside
-        PyTorch (the exported encoder on Lava) re-enter the network where Norse's would."""
+    def join_visual(self, features: VisualFeatures, spiking: SpikeTrains | None) -> VisualOutput:
+        """The adapter and embeddings after the spiking encoder, so that spikes computed
+        outside PyTorch (the exported encoder on Lava) re-enter the network where Norse's
+        would."""
         spike_embed = None
-        if spikes is not None:
-            pooled = spikes.mean(dim=(0, 2))
+        if spiking is not None:
+            pooled = spiking.spikes.mean(dim=(0, 2))
             spike_embed = F.normalize(self.spike_embed_proj(pooled), dim=-1)
-        tokens = self.adapter(ann, spikes)
+        tokens, grids = self.adapter(features, spiking)
         return VisualOutput(
             tokens=tokens,
-            ann_tokens=ann,
-            spikes=spikes,
+            grids=grids,
+            features=features,
+            spiking=spiking,
             image_embed=self.itc.embed_image(tokens.mean(dim=1)),
-            spike_rates=rates or {},
             spike_embed=spike_embed,
         )
 
     def encode_text(self, ids: Tensor, mask: Tensor) -> TextOutput:
         """ids, mask `(B, L)` int64 -> `TextOutput`."""
-        hidden = self.text_encoder(ids, mask)
-        return TextOutput(hidden=hidden, text_embed=self.itc.embed_text(hidden[:, 0]))
+        features = self.text_encoder(ids, mask)
+        return TextOutput(features, self.itc.embed_text(features.hidden[:, 0]))
 
     def fuse(
         self,

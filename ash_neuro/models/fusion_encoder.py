@@ -1,4 +1,6 @@
-"""Fusion encoder: text self-attention plus cross-attention to the joined visual tokens (ALBEF).
+"""Fusion encoder "cross_attention": text self-attention plus cross-attention to the joined
+visual tokens (ALBEF). Fusion encoders are registered in `registry.FUSION_ENCODERS` and built as
+`Fusion(cfg, width, visual_width)`.
 
 Text hidden states `(B, L, width)` with their mask `(B, L)` attend to visual tokens
 `(B_img, n, visual_width)` -> fused states `(B, L, width)`; position 0 ([CLS]) feeds the ITM
@@ -22,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ash_neuro.config import FusionConfig
+from ash_neuro.registry import FUSION_ENCODERS
 
 
 def split_heads(x: Tensor, heads: int) -> Tensor:
@@ -72,6 +75,7 @@ class FusionLayer(nn.Module):
         return x + self.ffn(self.ffn_norm(x))
 
 
+@FUSION_ENCODERS.register("cross_attention")
 class FusionEncoder(nn.Module):
     """(text `(B, L, width)`, mask `(B, L)`, visual `(B_img, n, visual_width)`
     [, visual_index `(B,)`]) -> fused `(B, L, width)`."""

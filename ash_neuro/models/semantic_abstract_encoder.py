@@ -13,13 +13,12 @@ The tensor contract at the seam between PyTorch and the exported network:
     time    `T = time_steps` forward-Euler steps of `dt` seconds; every row starts from rest
             (v = v_leak = 0) at step 0; a spike reaches the next layer within the same step.
 
-`encode_input` turns visual tokens into those currents (stays in PyTorch); `run` is the
-network over time (what the export runs outside PyTorch on identical inputs). The encodings:
+`encode_input` turns visual tokens into those currents with the configured coding
+(`ash_neuro.models.spike_coding`, it stays in PyTorch); `run` is the network over time (what
+the export runs outside PyTorch on identical inputs).
 
-    "current"  currents[t] = input_gain * features, the same at every step (direct coding);
-    "poisson"  currents[t] = input_gain * s_t, s_t ~ Bernoulli(sigmoid(features)) drawn
-               independently per step (rate coding); the gradient passes straight through
-               the sampling as d/dfeatures of input_gain * sigmoid(features).
+Registered as the spiking encoder "lif_stack"; "none" registers the absence of a spiking
+encoder (the ANN-only network).
 
 Gradients cross the spike threshold through Norse's SuperSpike surrogate (`method="super"`),
 so losses on spikes train the visual concrete encoder beneath. Norse 1.1.0's SuperSpike
@@ -37,8 +36,10 @@ from norse.torch.functional.lif_box import LIFBoxFeedForwardState
 from torch import Tensor, nn
 
 from ash_neuro.config import SpikingConfig
+from ash_neuro.models.outputs import SpikeTrains
+from ash_neuro.models.spike_coding import SpikeCoding
+from ash_neuro.registry import SPIKE_CODINGS, SPIKING_ENCODERS
 
-ENCODINGS = ("current", "poisson")
 # Spiking layers are initialised so that a unit-variance input drives the membrane to the
 # one-step threshold current v_th / (dt * tau_mem_inv) with this standard deviation; with the
 # default config, layers then fire at rates of about 0.15 to 0.25 before training. PyTorch's
@@ -81,34 +82,31 @@ def build_network(dims: list[int], cfg: SpikingConfig, input_power: float) -> Se
     return SequentialState(*layers)
 
 
+@SPIKING_ENCODERS.register("lif_stack")
 class SemanticAbstractEncoder(nn.Module):
-    """Visual tokens `(batch, tokens, in_dim)` -> spikes `(T, batch, tokens, out_dim)`."""
+    """Visual tokens `(batch, tokens, in_dim)` -> `SpikeTrains` (spikes `(T, batch, tokens,
+    out_dim)`)."""
 
     def __init__(self, cfg: SpikingConfig, in_dim: int) -> None:
         super().__init__()
-        if cfg.encoding not in ENCODINGS:
-            raise ValueError(f"encoding must be one of {ENCODINGS}, got {cfg.encoding!r}")
+        self.coding: SpikeCoding = SPIKE_CODINGS.get(cfg.encoding)
         self.time_steps = cfg.time_steps
         self.encoding = cfg.encoding
         self.input_gain = cfg.input_gain
         self.dt = cfg.dt
         self.in_dim = in_dim
         self.out_dim = cfg.out_dim
-        # tokens leave the visual encoder layer-normalised (unit mean square); Poisson spikes
-        # of rate sigmoid(x) have mean square E[sigmoid(x)] = 1/2 for symmetric x
-        unit_power = 1.0 if cfg.encoding == "current" else 0.5
+        # tokens leave the visual encoder layer-normalised (unit mean square)
+        unit_power = self.coding.unit_power
         dims = [in_dim, *cfg.hidden_dims, cfg.out_dim]
         self.network = build_network(dims, cfg, unit_power * cfg.input_gain**2)
         self.layer_names = spiking_layer_names(self.network)
 
-    def encode_input(self, features: Tensor) -> Tensor:
-        """Token features `(batch, tokens, in_dim)` -> currents `(T, batch*tokens, in_dim)`."""
+    def encode_input(self, features: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Token features `(batch, tokens, in_dim)` -> currents `(T, batch*tokens, in_dim)`;
+        a random coding draws from `generator` (None: the global RNG)."""
         rows = features.reshape(-1, features.shape[-1]).float()
-        if self.encoding == "current":
-            return (self.input_gain * rows).unsqueeze(0).expand(self.time_steps, -1, -1)
-        rate = torch.sigmoid(rows).unsqueeze(0).expand(self.time_steps, -1, -1)
-        spikes = torch.bernoulli(rate.detach())
-        return self.input_gain * (rate + (spikes - rate).detach())
+        return self.coding.encode(rows, self.time_steps, self.input_gain, generator)
 
     def run(self, currents: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """The network over time: currents `(T, rows, in_dim)` -> output spikes
@@ -142,20 +140,27 @@ class SemanticAbstractEncoder(nn.Module):
         layer_spikes = {name: torch.stack(steps) for name, steps in zip(self.layer_names, recorded)}
         return layer_spikes[self.layer_names[-1]], layer_spikes
 
-    def forward(self, tokens: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Tokens `(batch, n, in_dim)` -> spikes `(T, batch, n, out_dim)` in {0, 1} and each LIF
-        layer's mean firing rate {`lif1`: 0-d tensor, ...} (differentiable, for the rate
-        regulariser; detach before logging).
+    def forward(self, tokens: Tensor) -> SpikeTrains:
+        """Tokens `(batch, n, in_dim)` -> spikes `(T, batch, n, out_dim)` in {0, 1}, every LIF
+        layer's spikes and mean firing rate (differentiable, for the rate regulariser).
 
-        Equal, bit for bit, to `run(encode_input(tokens))`; with the "current" encoding the
-        first Linear sees the same input at every step, so it is applied once, not T times.
+        Equal, bit for bit, to `run(encode_input(tokens))`; a coding constant in time gives the
+        first Linear the same input at every step, so it is applied once, not T times.
         """
         batch, n, _ = tokens.shape
-        if self.encoding == "current":
-            rows = tokens.reshape(-1, tokens.shape[-1]).float()
-            drive = self.network[0](self.input_gain * rows)
-            spikes, layer_spikes = self._simulate([drive] * self.time_steps)
+        currents = self.encode_input(tokens)
+        if self.coding.constant_in_time:
+            spikes, layers = self._simulate([self.network[0](currents[0])] * self.time_steps)
         else:
-            spikes, layer_spikes = self.run(self.encode_input(tokens))
-        rates = {name: s.mean() for name, s in layer_spikes.items()}
-        return spikes.reshape(self.time_steps, batch, n, self.out_dim), rates
+            spikes, layers = self.run(currents)
+        return SpikeTrains(
+            spikes=spikes.reshape(self.time_steps, batch, n, self.out_dim),
+            layers=layers,
+            rates={name: s.mean() for name, s in layers.items()},
+        )
+
+
+@SPIKING_ENCODERS.register("none")
+def no_spiking_encoder(cfg: SpikingConfig, in_dim: int) -> None:
+    """The ANN-only network: no spiking encoder, no spiking parameter."""
+    return None

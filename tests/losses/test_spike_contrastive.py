@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -72,7 +73,13 @@ def test_windows_pool_consecutive_steps():
 def test_one_representation_per_image_is_refused():
     with pytest.raises(ValueError, match="two views"):
         spike_contrastive_loss(torch.ones(1, 3, 4, 5))
-    assert torch.isfinite(spike_contrastive_loss(torch.rand(1, 3, 4, 5), torch.rand(1, 3, 4, 5)))
+    # one step but two views: each image's other view is its one positive
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.rand(1, 3, 4, 5, generator=g), torch.rand(1, 3, 4, 5, generator=g)
+    expected = numpy_spike_contrastive(
+        [a.double().numpy(), b.double().numpy()], 0.1, 0, 1.0, 1, [0, 1, 2]
+    )
+    assert spike_contrastive_loss(a, b).item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_gradient_reaches_both_views():
@@ -80,3 +87,62 @@ def test_gradient_reaches_both_views():
     b = torch.rand(3, 4, 5, 6, requires_grad=True)
     spike_contrastive_loss(a, b, hard_negatives=2, hard_negative_weight=2).backward()
     assert a.grad.abs().sum() > 0 and b.grad.abs().sum() > 0
+
+
+def numpy_spike_contrastive(views, temperature, hard_negatives, hard_weight, window, ids):
+    """The docstring's L_out with top-k hard negatives weighted, loop by loop in NumPy."""
+    reps = []
+    for spikes in views:
+        pooled = spikes.mean(axis=2)  # (T, B, D)
+        for start in range(0, len(pooled), window):
+            reps.append(pooled[start : start + window].mean(axis=0))
+    batch = reps[0].shape[0]
+    z = np.concatenate(reps)  # representation r of image b at row r * B + b
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    logits = z @ z.T / temperature
+    n = len(z)
+    image = [ids[i % batch] for i in range(n)]
+    negatives_per_row = [sum(image[j] != image[i] for j in range(n)) for i in range(n)]
+    k = min(hard_negatives, min(negatives_per_row))
+    losses = []
+    for i in range(n):
+        negatives = [j for j in range(n) if image[j] != image[i]]
+        positives = [j for j in range(n) if j != i and image[j] == image[i]]
+        hard = (
+            set(sorted(negatives, key=lambda j: -logits[i, j])[:k]) if hard_weight != 1 else set()
+        )
+        denominator = sum(np.exp(logits[i, j]) for j in positives)
+        denominator += sum(
+            (hard_weight if j in hard else 1.0) * np.exp(logits[i, j]) for j in negatives
+        )
+        losses.append(-np.mean([logits[i, p] - np.log(denominator) for p in positives]))
+    return float(np.mean(losses))
+
+
+@pytest.mark.parametrize(
+    ("hard_negatives", "hard_weight", "window", "ids", "two_views"),
+    [
+        (0, 1.0, 1, None, False),
+        (3, 2.0, 1, None, True),
+        (2, 4.0, 2, [0, 0, 1, 2, 2], True),
+        (1, 0.5, 3, [1, 2, 3, 1, 5], False),
+    ],
+)
+def test_equals_a_numpy_loop_of_the_formula(hard_negatives, hard_weight, window, ids, two_views):
+    g = torch.Generator().manual_seed(7)
+    spikes = (torch.rand(5, 5, 3, 6, generator=g) < 0.4).float()
+    other = (torch.rand(5, 5, 3, 6, generator=g) < 0.4).float() if two_views else None
+    loss = spike_contrastive_loss(
+        spikes,
+        other,
+        temperature=0.2,
+        hard_negatives=hard_negatives,
+        hard_negative_weight=hard_weight,
+        window=window,
+        image_ids=None if ids is None else torch.tensor(ids),
+    )
+    views = [spikes.double().numpy()] + ([other.double().numpy()] if two_views else [])
+    expected = numpy_spike_contrastive(
+        views, 0.2, hard_negatives, hard_weight, window, ids or list(range(5))
+    )
+    assert loss.item() == pytest.approx(expected, rel=1e-5)

@@ -34,7 +34,7 @@ def test_no_gradient_reaches_the_text_encoder():
     torch.manual_seed(0)
     text_encoder = TextEncoder.build(TextConfig(dim=16, depth=1, heads=2, max_len=8), 30, 0)
     ids = torch.tensor([[2, 7, 9, 3], [2, 11, 3, 0], [2, 5, 6, 3]])
-    cls = text_encoder(ids, (ids != 0).long())[:, 0, :8]
+    cls = text_encoder(ids, (ids != 0).long()).hidden[:, 0, :8]
     text_embed = torch.nn.functional.normalize(cls, dim=-1)
     spike_proj = torch.nn.Linear(12, 8)
     spike_embed = torch.nn.functional.normalize(spike_proj(torch.rand(3, 12)), dim=-1)

@@ -34,8 +34,9 @@ def tiny_cfg() -> Config:
 
 @pytest.fixture
 def ann_only_cfg(tiny_cfg) -> Config:
-    """The tiny model without its spiking encoder."""
-    return dataclasses.replace(tiny_cfg, model=dataclasses.replace(tiny_cfg.model, hybrid=False))
+    """The tiny model without its spiking encoder (`model.spiking.kind: none`)."""
+    spiking = dataclasses.replace(tiny_cfg.model.spiking, kind="none")
+    return dataclasses.replace(tiny_cfg, model=dataclasses.replace(tiny_cfg.model, spiking=spiking))
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from norse.torch import LIFBoxCell
@@ -25,14 +26,21 @@ def test_hybrid_outputs_have_the_documented_shapes(tiny_cfg, batch):
     visual = model.encode_image(batch["image"])
     n = model.visual_concrete_encoder.n_tokens  # 1 + (16 / 8)^2 = 5
     spiking = tiny_cfg.model.spiking
-    assert visual.ann_tokens.shape == (6, n, 16)
+    assert visual.features.tokens.shape == (6, n, 16)
+    # the embedded input and one state per block (depth 1)
+    assert [tuple(h.shape) for h in visual.features.hidden_states] == [(6, n, 16)] * 2
     assert visual.tokens.shape == (6, 2 * n, 16)
+    # the patch tokens of each token set: ANN rows 1..4, spike-rate rows 6..9
+    assert [(g.start, g.stop) for g in visual.grids] == [(1, n), (n + 1, 2 * n)]
     assert visual.spikes.shape == (spiking.time_steps, 6, n, spiking.out_dim)
+    assert visual.spikes is visual.spiking.spikes
     assert set(visual.spikes.unique().tolist()) <= {0.0, 1.0}
     assert list(visual.spike_rates) == ["lif1", "lif2"]
+    assert visual.spike_rates["lif2"].item() == pytest.approx(visual.spikes.mean().item())
     assert visual.image_embed.shape == visual.spike_embed.shape == (6, 8)
     text = model.encode_text(batch["text_ids"], batch["text_mask"])
     assert text.hidden.shape == (6, 10, 16) and text.text_embed.shape == (6, 8)
+    assert text.hidden is text.features.hidden and text.features.mask is batch["text_mask"]
     fused = model.fuse(text.hidden, batch["text_mask"], visual.tokens)
     assert fused.shape == (6, 10, 16)
     assert model.itm(fused[:, 0]).shape == (6, 2)
@@ -52,13 +60,17 @@ def test_the_image_embedding_depends_on_the_spiking_path(tiny_cfg, batch):
 def test_ann_only_has_no_spiking_parameter_or_layer(tiny_cfg, ann_only_cfg, batch):
     model = build_model(ann_only_cfg, VOCAB)
     assert not model.hybrid and model.semantic_abstract_encoder is None
+    assert not {"spikes", "spike_rates", "spike_embed"} & model.outputs
     assert not any(isinstance(m, LIFBoxCell) for m in model.modules())
     names = [name for name, _ in model.named_parameters()]
     assert not [n for n in names if "spike" in n or "semantic_abstract" in n]
     visual = model.encode_image(batch["image"])
-    assert visual.spikes is None and visual.spike_embed is None and visual.spike_rates == {}
+    assert visual.spiking is None and visual.spikes is None and visual.spike_embed is None
+    assert visual.spike_rates == {}
     assert visual.tokens.shape == (6, model.visual_concrete_encoder.n_tokens, 16)
+    assert len(visual.grids) == model.adapter.token_sets == 1
     hybrid = build_model(tiny_cfg, VOCAB)
+    assert {"spikes", "spike_rates", "spike_embed"} <= hybrid.outputs
     spiking = {n for n, _ in hybrid.named_parameters()} - set(names)
     assert spiking and all("spike" in n or "semantic_abstract" in n for n in spiking)
 
@@ -75,3 +87,24 @@ def test_semantic_abstract_encoder_is_reachable_for_export(tiny_cfg):
     network = model.semantic_abstract_encoder.network
     assert {type(m) for m in network} == {torch.nn.Linear, LIFBoxCell}
     assert network[0].in_features == tiny_cfg.model.visual.dim
+
+
+def test_image_embedding_is_the_projected_mean_of_the_joined_tokens(tiny_cfg, batch):
+    """ITC image embedding = normalise(W mean_tokens + b), and STUA's spike embedding =
+    normalise(W_s mean_{t, n} spikes + b_s): NumPy from the weights."""
+    torch.manual_seed(0)
+    model = build_model(tiny_cfg, VOCAB)
+    with torch.no_grad():
+        visual = model.encode_image(batch["image"])
+    proj = model.itc.image_proj
+    w, b = proj.weight.double().detach().numpy(), proj.bias.double().detach().numpy()
+    pooled = visual.tokens.double().numpy().mean(axis=1)
+    expected = pooled @ w.T + b
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(visual.image_embed.double().numpy(), expected, atol=1e-5)
+    ws = model.spike_embed_proj.weight.double().detach().numpy()
+    bs = model.spike_embed_proj.bias.double().detach().numpy()
+    rates = visual.spikes.double().numpy().mean(axis=(0, 2))
+    spike = rates @ ws.T + bs
+    spike /= np.linalg.norm(spike, axis=1, keepdims=True)
+    np.testing.assert_allclose(visual.spike_embed.double().numpy(), spike, atol=1e-5)

@@ -42,13 +42,17 @@ def test_spikes_are_binary_float32_time_first_and_every_layer_fires(encoding):
     torch.manual_seed(0)
     cfg = SpikingConfig(time_steps=4, hidden_dims=[24, 20], out_dim=12, encoding=encoding)
     encoder = SemanticAbstractEncoder(cfg, in_dim=16)
-    spikes, rates = encoder(tokens(batch=8, n=6))
+    out = encoder(tokens(batch=8, n=6))
+    spikes, rates = out.spikes, out.rates
     assert spikes.shape == (4, 8, 6, 12) and spikes.dtype == torch.float32
+    assert [tuple(s.shape) for s in out.layers.values()] == [(4, 48, 24), (4, 48, 20), (4, 48, 12)]
     assert set(spikes.unique().tolist()) == {0.0, 1.0}
     assert list(rates) == ["lif1", "lif2", "lif3"]
     # the initial scaling keeps every layer active (a silent layer has no surrogate gradient)
     assert all(0.02 < r.item() < 0.6 for r in rates.values()), rates
     assert rates["lif3"].item() == pytest.approx(spikes.mean().item())
+    for name, layer in out.layers.items():
+        assert rates[name].item() == pytest.approx(layer.mean().item())
 
 
 def test_current_encoding_repeats_the_scaled_features_every_step():
@@ -64,8 +68,7 @@ def test_poisson_encoding_is_rate_coded_with_straight_through_gradient():
     cfg = SpikingConfig(time_steps=400, hidden_dims=[8], out_dim=4, encoding="poisson")
     encoder = SemanticAbstractEncoder(cfg, in_dim=3)
     x = torch.tensor([[[-2.0, 0.0, 3.0]]], requires_grad=True)
-    torch.manual_seed(0)
-    currents = encoder.encode_input(x)
+    currents = encoder.encode_input(x, torch.Generator().manual_seed(0))
     assert set((currents / cfg.input_gain).unique().tolist()) == {0.0, 1.0}
     rate = (currents / cfg.input_gain).mean(0)[0]
     torch.testing.assert_close(rate, torch.sigmoid(x.detach())[0, 0], atol=0.06, rtol=0)
@@ -80,7 +83,8 @@ def test_forward_is_run_of_encode_input_bit_for_bit(encoding):
     encoder = SemanticAbstractEncoder(cfg, in_dim=16)
     x = tokens(batch=4, n=7)
     torch.manual_seed(1)
-    spikes, rates = encoder(x)
+    out = encoder(x)
+    spikes, rates = out.spikes, out.rates
     torch.manual_seed(1)
     ref, layer_spikes = encoder.run(encoder.encode_input(x))
     assert torch.equal(spikes, ref.reshape(5, 4, 7, 12))
@@ -111,7 +115,7 @@ def test_surrogate_gradient_reaches_the_visual_encoder_patch_embedding():
     torch.manual_seed(0)
     visual = VisualConcreteEncoder(VisualConfig(patch_size=8, dim=16, depth=1, heads=2), 16)
     encoder = SemanticAbstractEncoder(CFG, in_dim=16)
-    spikes, _ = encoder(visual(torch.rand(2, 3, 16, 16)))
+    spikes = encoder(visual(torch.rand(2, 3, 16, 16)).tokens).spikes
     spikes.mean().backward()  # a loss on the spikes alone
     grad = visual.patch_embed.weight.grad
     assert grad is not None and grad.abs().sum() > 0
@@ -120,5 +124,24 @@ def test_surrogate_gradient_reaches_the_visual_encoder_patch_embedding():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_runs_on_the_inputs_device():
     encoder = SemanticAbstractEncoder(CFG, in_dim=16).cuda()
-    spikes, rates = encoder(tokens().cuda())
-    assert spikes.is_cuda and all(r.is_cuda for r in rates.values())
+    out = encoder(tokens().cuda())
+    assert out.spikes.is_cuda and all(r.is_cuda for r in out.rates.values())
+
+
+def test_a_generator_replays_the_poisson_currents_without_touching_the_global_rng():
+    cfg = SpikingConfig(time_steps=6, hidden_dims=[8], out_dim=4, encoding="poisson")
+    encoder = SemanticAbstractEncoder(cfg, in_dim=16)
+    x = tokens()
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    a = encoder.encode_input(x, torch.Generator().manual_seed(3))
+    assert torch.equal(torch.get_rng_state(), before)
+    assert torch.equal(a, encoder.encode_input(x, torch.Generator().manual_seed(3)))
+    assert not torch.equal(a, encoder.encode_input(x, torch.Generator().manual_seed(4)))
+
+
+def test_the_registered_kinds():
+    from ash_neuro.registry import SPIKING_ENCODERS
+
+    assert SPIKING_ENCODERS.get("lif_stack") is SemanticAbstractEncoder
+    assert SPIKING_ENCODERS.get("none")(CFG, 16) is None

@@ -7,22 +7,25 @@ import dataclasses
 import pytest
 import torch
 
+from ash_neuro.errors import ConfigError
 from ash_neuro.models.factory import build_task_model
 from ash_neuro.models.task_heads import BoxScoringHead, ClassifierHead, box_features, pool_regions
-from ash_neuro.models.task_model import TaskModel
 from tests.models.conftest import IMAGE_SIZE, PAD, VOCAB, make_batch
 
-N_ANSWERS = 7
+ANSWERS = tuple(f"answer{i}" for i in range(7))
+N_ANSWERS = len(ANSWERS)
 B, K = 6, 4
 
 
 def task_batch(task: str) -> dict[str, torch.Tensor]:
     batch = make_batch(batch=B)
+    batch["image_id"] = torch.arange(B)
     g = torch.Generator().manual_seed(1)
     if task == "vqa":
         batch["answer_scores"] = torch.rand(B, N_ANSWERS, generator=g).round()
     elif task == "nlvr":
         batch["image_b"] = torch.rand(B, 3, IMAGE_SIZE, IMAGE_SIZE, generator=g)
+        batch["image_id_b"] = torch.arange(B, 2 * B)
     elif task == "grounding":
         corner = torch.rand(B, K, 2, generator=g) * 0.5
         batch["candidate_boxes"] = torch.cat([corner, corner + 0.3], dim=-1)
@@ -40,8 +43,10 @@ def with_task(cfg, task: str):
 @pytest.mark.parametrize("hybrid", [True, False])
 def test_task_model_logits_and_gradients(tiny_cfg, task, classes, hybrid):
     cfg = with_task(tiny_cfg, task)
-    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, hybrid=hybrid))
-    model = build_task_model(cfg, VOCAB, PAD, n_answers=N_ANSWERS)
+    spiking = dataclasses.replace(cfg.model.spiking, kind="lif_stack" if hybrid else "none")
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, spiking=spiking))
+    model = build_task_model(cfg, VOCAB, PAD, answers=ANSWERS)
+    assert model.name == task and model.answers == ANSWERS
     batch = task_batch(task)
     logits, rates = model(batch)
     assert logits.shape == (B, classes)
@@ -66,14 +71,31 @@ def test_retrieval_uses_the_backbone_heads_only(tiny_cfg):
     model = build_task_model(with_task(tiny_cfg, "retrieval"), VOCAB, PAD)
     assert model.head is None
     assert all(name.startswith("backbone.") for name in model.state_dict())
-    with pytest.raises(ValueError, match="no task head"):
-        model(make_batch())
+    with pytest.raises(ValueError, match="retrieval has no task head"):
+        model(task_batch("retrieval"))
 
 
 def test_unknown_task_is_refused(tiny_cfg):
-    model = build_task_model(tiny_cfg, VOCAB, PAD, n_answers=N_ANSWERS)
-    with pytest.raises(ValueError, match="unknown task"):
-        TaskModel(model.backbone, "captioning")
+    with pytest.raises(ConfigError, match="finetune.task: unknown task 'captioning'"):
+        build_task_model(with_task(tiny_cfg, "captioning"), VOCAB, PAD)
+
+
+def test_the_encode_hook_receives_every_image_of_the_example_with_its_index(tiny_cfg):
+    """NLVR encodes the left images, then the right ones, through the hook, with their ids."""
+    model = build_task_model(with_task(tiny_cfg, "nlvr"), VOCAB, PAD).eval()
+    batch = task_batch("nlvr")
+    seen = {}
+
+    def encode(images, ids):
+        seen["images"], seen["ids"] = images, ids
+        return model.backbone.encode_image(images)
+
+    with torch.no_grad():
+        hooked = model(batch, encode)[0]
+        plain = model(batch)[0]
+    assert torch.equal(seen["ids"], torch.arange(2 * B))
+    assert torch.equal(seen["images"], torch.cat([batch["image"], batch["image_b"]]))
+    torch.testing.assert_close(hooked, plain)
 
 
 def test_nlvr_reads_both_images(tiny_cfg):
