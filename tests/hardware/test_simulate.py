@@ -11,23 +11,17 @@ import time
 import nir
 import numpy as np
 import pytest
-from lava_helpers import (
-    DT,
-    SIMULATE,
-    chain,
-    lif,
-    processes_with_marker,
-    read_outputs,
-    shared_memory,
-    write_inputs,
-)
+from lava_helpers import DT, SIMULATE, chain, lif, processes_with_marker, shared_memory
 from nir_reference import simulate as reference
+
+from hardware.io import read_outputs, write_inputs
 
 
 def agreement(graph, inputs, out_path, dt=DT):
     """(fraction of equal output entries, spikes of ref, spikes of Lava, per-layer counts)."""
     expected = reference(graph, inputs.astype(np.float32).astype(np.float64), dt)
-    output, activity, attrs = read_outputs(out_path)
+    result = read_outputs(out_path)
+    output, activity, attrs = result.output, result.activity, result.attrs
     ref_out = expected["output"].reshape(output.shape)
     counts = {
         name: (expected[name].sum(axis=1).reshape(counts.shape), counts)
@@ -254,7 +248,7 @@ def test_dt_from_command_line_else_sidecar_else_metadata(source, expected, run_s
     args = ("--dt", "5e-4") if source == "--dt" else ()
     done, _ = run_simulate(path, write_inputs(tmp_path / "in.h5", np.ones((1, 3, 2))), *args)
     assert done.returncode == 0, done.stderr
-    assert read_outputs(tmp_path / "out.h5")[2]["dt"] == expected
+    assert read_outputs(tmp_path / "out.h5").attrs["dt"] == expected
 
 
 def test_parameter_loihi_cannot_hold_is_a_fixed_pt_error(run_simulate, tmp_path, currents):
@@ -307,7 +301,7 @@ def test_fixed_pt_reports_currents_that_spikes_wrapped(run_simulate, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "node 'lif1': no current overflow in this run" in done.stdout
     assert "warning: node 'lif2': " in done.stdout and "wrapped" in done.stdout
-    overflow = json.loads(read_outputs(tmp_path / "out.h5")[2]["current_overflow"])
+    overflow = json.loads(read_outputs(tmp_path / "out.h5").attrs["current_overflow"])
     assert overflow["lif1"]["wrapped"] == 0 and overflow["lif1"]["peak_share"] > 0
     # lif1 (v += 0.1 (3 - v)) first crosses 1 at step 4 of 5: one step per sample where all 8
     # spike together, which wraps both lif2 neurons' current in both samples
