@@ -15,7 +15,11 @@ import sys
 import time
 import warnings
 from collections import Counter
+from pathlib import Path
 
+# This checkout's ash_neuro, not whichever one the environment has installed (a worktree's
+# script would otherwise run another checkout's exporter).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # Importing norse triggers torch's `torch.jit.script` deprecation notice on stderr.
 warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
 
