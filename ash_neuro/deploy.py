@@ -53,7 +53,12 @@ from ash_neuro.loop import world_path
 from ash_neuro.metrics import recall_at_k
 from ash_neuro.models.ash_net import ASHNet, VisualOutput
 from ash_neuro.models.task_model import TaskModel
-from ash_neuro.nir_export import EncoderContract, NIRExportError, read_contract, sidecar_path
+from ash_neuro.nir_export.contract import (
+    EncoderContract,
+    NIRExportError,
+    read_contract,
+    sidecar_path,
+)
 from ash_neuro.retrieval import embed_texts
 from ash_neuro.runtime import resolve_device
 from ash_neuro.tasks import predict, task_dataset, task_metrics, within_limit

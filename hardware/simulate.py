@@ -15,8 +15,8 @@ fixed_pt chooses Loihi's integers from the run's own input, or from `--quantise-
 (same format as in.h5): a caller that streams a data set in parts passes the whole set there
 so that every part runs on the same integers, as one compiled chip network would.
 
-Time step: --dt, else `dt` of the exporter's sidecar `<graph>.json`, else of the graph's
-metadata, else 1e-3 s. Every sample starts from rest (u = 0, v = v_reset).
+Time step: --dt, else `dt` of the exporter's sidecar `<graph>.json` (an `EncoderContract`),
+else of the graph's metadata, else 1e-3 s. Every sample starts from rest (u = 0, v = v_reset).
 
 Exit status: 0 success, 1 a Lava process failed, 2 bad graph/parameter/input, 3 timeout; each
 failure is one `error:` line on stderr. The network runs in a worker process in its own
@@ -39,6 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ash_neuro.errors import cli_entry  # noqa: E402
+from ash_neuro.nir_export.contract import EncoderContract, NIRExportError  # noqa: E402
 from hardware.graph import lower, read_graph  # noqa: E402
 from hardware.io import LavaResult, read_inputs, write_outputs  # noqa: E402
 from hardware.plan import MODES, DeployError, LavaPlan  # noqa: E402
@@ -154,9 +155,11 @@ def resolve_dt(graph: Path, dt: float | None, metadata: dict) -> float:
         sidecar = graph.with_name(graph.name + ".json")
         if sidecar.is_file():
             try:
-                dt = json.loads(sidecar.read_text()).get("dt")
-            except (OSError, ValueError, AttributeError) as exc:
-                raise DeployError(f"{sidecar} is not a JSON object ({exc})") from None
+                dt = EncoderContract.from_json(sidecar.read_text()).dt
+            except OSError as exc:
+                raise DeployError(f"cannot read {sidecar} ({exc.strerror or exc})") from None
+            except NIRExportError as exc:
+                raise DeployError(f"{sidecar}: {' '.join(str(exc).split())}") from None
     if dt is None:
         dt = _metadata_dt(metadata)
     dt = DEFAULT_DT if dt is None else dt

@@ -17,7 +17,7 @@ from ash_neuro.checkpoint import load_checkpoint, save_checkpoint
 from ash_neuro.config import config_to_dict, load_config
 from ash_neuro.models.factory import build_model, build_task_model
 from ash_neuro.models.semantic_abstract_encoder import ENCODINGS as MODEL_ENCODINGS
-from ash_neuro.nir_export import ENCODINGS, read_contract, sidecar_path
+from ash_neuro.nir_export.contract import ENCODINGS, read_contract, sidecar_path
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "export" / "to_nir.py"
@@ -159,16 +159,16 @@ def test_bad_inputs_are_one_line_errors(kind, message, tmp_path, capsys):
 
 
 def test_a_graph_that_does_not_reproduce_the_encoder_exits_1(tmp_path, capsys, monkeypatch):
-    import ash_neuro.nir_export as nir_export
+    from ash_neuro.nir_export import verify
 
-    original = nir_export.run_from_nir
+    original = verify.run_from_nir
 
     def run_skewed(graph, x, dt):
         spikes = original(graph, x, dt)
         spikes["output"] = 1 - spikes["output"]
         return spikes
 
-    monkeypatch.setattr(nir_export, "run_from_nir", run_skewed)
+    monkeypatch.setattr(verify, "run_from_nir", run_skewed)
     ckpt = make_checkpoint(tmp_path / "ckpt.pt")
     assert load_cli().main([str(ckpt)]) == 1
     err = capsys.readouterr().err

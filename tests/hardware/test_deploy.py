@@ -15,7 +15,7 @@ from ash_neuro.deploy import deploy, main
 from ash_neuro.deploy_report import FILES
 from ash_neuro.evaluate import evaluate_checkpoint
 from ash_neuro.models.factory import build_model, build_task_model
-from ash_neuro.nir_export import export_checkpoint
+from ash_neuro.nir_export.from_checkpoint import export_checkpoint
 from ash_neuro.tasks import task_dataset
 
 

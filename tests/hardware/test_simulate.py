@@ -14,6 +14,7 @@ import pytest
 from lava_helpers import DT, SIMULATE, chain, lif, processes_with_marker, shared_memory
 from nir_reference import simulate as reference
 
+from ash_neuro.nir_export.contract import EncoderContract
 from hardware.io import read_outputs, write_inputs
 
 
@@ -85,7 +86,18 @@ def test_cubalif_with_biases_and_per_neuron_parameters(run_simulate, tmp_path):
     )
     path = tmp_path / "cuba.nir"
     nir.write(path, graph)
-    path.with_name("cuba.nir.json").write_text(json.dumps({"dt": 2e-3, "time_steps": 25}))
+    sidecar = EncoderContract(
+        time_steps=25,
+        dt=2e-3,
+        in_dim=6,
+        out_dim=5,
+        tokens_per_image=1,
+        layer_sizes=(n, 5),
+        input_encoding="current",
+        input_gain=1.0,
+        encoding="uniform test currents",
+    )
+    path.with_name("cuba.nir.json").write_text(sidecar.to_json())
     inputs = rng.uniform(0, 3, (5, 25, 6))
     done, _ = run_simulate(path, write_inputs(tmp_path / "in.h5", inputs))
     assert done.returncode == 0, done.stderr
@@ -181,6 +193,7 @@ def test_bad_graphs_are_one_line_errors(case, message, run_simulate, tmp_path, c
         ("input of the wrong shape", "input has shape (2, 5, 7), expected (samples, T, 6)"),
         ("input without dataset", "has no dataset 'input'"),
         ("missing input", "does not exist"),
+        ("sidecar not a contract", "lif.nir.json: invalid encoder contract: "),
     ],
 )
 def test_bad_files_are_one_line_errors(case, message, lif_graph, run_simulate, tmp_path):
@@ -193,6 +206,8 @@ def test_bad_files_are_one_line_errors(case, message, lif_graph, run_simulate, t
         write_inputs(inputs, np.ones((2, 5, 7)))
     elif case == "input without dataset":
         inputs = graph  # an HDF5 file without `input`
+    elif case == "sidecar not a contract":
+        graph.with_name(graph.name + ".json").write_text(json.dumps({"dt": 2e-3}))
     else:
         inputs = tmp_path / "absent.h5"
     done, _ = run_simulate(graph, inputs)
