@@ -16,7 +16,8 @@ fixed_pt chooses Loihi's integers from the run's own input, or from `--quantise-
 so that every part runs on the same integers, as one compiled chip network would.
 
 Time step: --dt, else `dt` of the exporter's sidecar `<graph>.json` (an `EncoderContract`),
-else of the graph's metadata, else 1e-3 s. Every sample starts from rest (u = 0, v = v_reset).
+else of the graph's metadata, else 1e-3 s. Every sample starts from rest: i = 0 and v = v_leak
+(an IF, which has no leak, at v = v_reset), as in ash_neuro/nir_export/reference.py.
 
 Exit status: 0 success, 1 a Lava process failed, 2 bad graph/parameter/input, 3 timeout; each
 failure is one `error:` line on stderr. The network runs in a worker process in its own

@@ -14,7 +14,8 @@ reaches the next layer in the step it is emitted):
 Every sample starts from rest: v = v_leak and i = 0 (IF, which has no leak, at v = v_reset).
 NIR leaves the initial state open; rest is where LIF's equation settles without input, and
 where Norse's cells start (LIFBoxCell, LIFCell: v = v_leak; IAFCell: v = v_reset), so that a
-graph exported from Norse means here what it computed there.
+graph exported from Norse means here what it computed there. The Lava harness starts from the
+same state (hardware/mapping.py).
 
 Linear nodes: Affine, Linear, Scale, Conv2d, SumPool2d, AvgPool2d (PyTorch's
 cross-correlation on (C, H, W), padding counted in the average) and Flatten (over the

@@ -12,9 +12,9 @@ import nir
 import numpy as np
 import pytest
 from lava_helpers import DT, SIMULATE, chain, lif, processes_with_marker, shared_memory
-from nir_reference import simulate as reference
 
 from ash_neuro.nir_export.contract import EncoderContract
+from ash_neuro.nir_export.reference import simulate as reference
 from hardware.io import read_outputs, write_inputs
 
 
@@ -107,6 +107,40 @@ def test_cubalif_with_biases_and_per_neuron_parameters(run_simulate, tmp_path):
     np.testing.assert_array_equal(output, ref_out)
     for name, (ref_counts, lava_counts) in counts.items():
         np.testing.assert_array_equal(lava_counts, ref_counts, err_msg=name)
+
+
+def test_every_sample_starts_from_rest_at_v_leak(run_simulate, tmp_path):
+    """v_leak 0.5 != v_reset 0, dt / tau = 0.25, input 3 (tests/export/test_reference.py works
+    lif1 by hand): from rest lif1 spikes 1 0 1 0 1 0, so lif2 gets 3 0 3 0 3 0 and from rest
+    goes 1.25 (spike) -> 0.125 -> 0.96875 -> 0.8515625 -> 1.513671875 (spike) -> 0.125.
+    Starting both at v_reset would give lif1 0 1 0 1 0 1 and lif2 0 0 0 1 0 0. Three samples,
+    so every window's restart is covered, in both modes."""
+    graph = chain(
+        [1],
+        ("fc1", nir.Affine(np.ones((1, 1)), np.zeros(1))),
+        ("lif1", lif(1, tau=4e-3, v_leak=0.5)),
+        ("fc2", nir.Affine(np.full((1, 1), 3.0), np.zeros(1))),
+        ("lif2", lif(1, tau=4e-3, v_leak=0.5)),
+        output_shape=[1],
+    )
+    path = tmp_path / "rest.nir"
+    nir.write(path, graph)
+    inputs = np.full((3, 6, 1), 3.0)
+    expected = {
+        "lif1": np.tile([1.0, 0, 1, 0, 1, 0], (3, 1))[..., None],
+        "lif2": np.tile([1.0, 0, 0, 0, 1, 0], (3, 1))[..., None],
+    }
+    oracle = reference(graph, inputs, DT)
+    for name, spikes in expected.items():
+        np.testing.assert_array_equal(oracle[name], spikes, err_msg=name)
+    for mode in ("floating_pt", "fixed_pt"):
+        args = ("--mode", mode, "--record-spikes")
+        done, _ = run_simulate(path, write_inputs(tmp_path / "in.h5", inputs), *args)
+        assert done.returncode == 0, done.stderr
+        result = read_outputs(tmp_path / "out.h5")
+        np.testing.assert_array_equal(result.output, expected["lif2"], err_msg=mode)
+        for name, spikes in expected.items():
+            np.testing.assert_array_equal(result.spikes[name], spikes, err_msg=f"{mode} {name}")
 
 
 def test_conv_pool_if_graph_on_spike_input(run_simulate, tmp_path):
