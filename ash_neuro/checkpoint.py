@@ -2,21 +2,20 @@
 
 A checkpoint is `torch.save` of a dict holding only tensors, numbers, strings, lists and dicts,
 so that `torch.load(weights_only=True)` reads it without unpickling arbitrary objects.
-Writing goes to a temporary file in the same folder, then `os.replace`, so a run killed
-mid-write leaves the previous checkpoint intact.
+Writing goes to a temporary file in the same folder, then `os.replace` (`ash_neuro.atomic`), so
+a run killed mid-write leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ash_neuro.atomic import replace_atomically
 from ash_neuro.errors import CheckpointError
 
 FORMAT = "ash-neuro-checkpoint"
@@ -28,16 +27,8 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **state}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replace_atomically(path) as temporary, open(temporary, "wb") as handle:
+        torch.save(payload, handle)
     return path
 
 

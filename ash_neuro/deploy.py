@@ -50,7 +50,12 @@ from ash_neuro.errors import AshError, cli_entry
 from ash_neuro.models.ash_net import ASHNet
 from ash_neuro.models.factory import LoadedModel, load_model
 from ash_neuro.models.outputs import Encode, SpikeTrains, VisualFeatures, VisualOutput
-from ash_neuro.nir_export import EncoderContract, NIRExportError, read_contract, sidecar_path
+from ash_neuro.nir_export.contract import (
+    EncoderContract,
+    NIRExportError,
+    read_contract,
+    sidecar_path,
+)
 from ash_neuro.runtime import resolve_device
 from hardware.runner import MODES, lava_python, overflow_lines, simulate_on_lava, write_inputs
 

@@ -36,7 +36,7 @@ from ash_neuro.deploy_report import write_report as write_deploy_report
 from ash_neuro.errors import cli_entry
 from ash_neuro.evaluate import evaluate_checkpoint, write_report
 from ash_neuro.finetune import finetune, finetune_config
-from ash_neuro.nir_export import export_checkpoint
+from ash_neuro.nir_export.from_checkpoint import export_checkpoint
 from ash_neuro.registry import TASKS as TASK_REGISTRY
 
 # the rows of the table: each task's standard metric (retrieval: R@1 both ways and the mean)

@@ -3,7 +3,7 @@
 Writes the semantic abstract encoder of a checkpoint (pre-trained or fine-tuned) as a NIR graph
 (HDF5) and its contract (input encoding, T, dt, shapes) as graph metadata and as
 `<output>.json`; verifies the written file against the encoder on sample inputs before it
-replaces the output (see `ash_neuro/nir_export.py`). Exit status 0 on success, 1 when the
+replaces the output (see `ash_neuro/nir_export/`). Exit status 0 on success, 1 when the
 written graph does not reproduce the encoder, 2 for a bad checkpoint, layer or output path (one
 `error:` line).
 """
@@ -15,16 +15,18 @@ import sys
 import time
 import warnings
 from collections import Counter
+from pathlib import Path
 
+# This checkout's ash_neuro, not whichever one the environment has installed (a worktree's
+# script would otherwise run another checkout's exporter).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # Importing norse triggers torch's `torch.jit.script` deprecation notice on stderr.
 warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
 
 from ash_neuro.errors import cli_entry  # noqa: E402
-from ash_neuro.nir_export import (  # noqa: E402
-    ExportReport,
-    ExportVerificationError,
-    export_checkpoint,
-)
+from ash_neuro.nir_export.contract import ExportVerificationError  # noqa: E402
+from ash_neuro.nir_export.from_checkpoint import export_checkpoint  # noqa: E402
+from ash_neuro.nir_export.writer import ExportReport  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -187,6 +187,7 @@ def _neuron_layer(name, node, shape, signal: _Signal, latency, dt) -> NeuronLaye
         inputs=tuple(inputs),
         latency=next(iter(hops.values())) - mapping.input_lag,
         clear_input_at_window_start=mapping.input_lag > 0,
+        v_rest=mapping.rest,
     )
 
 

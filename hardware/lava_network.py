@@ -4,14 +4,17 @@ Processes (all from lava-nc 0.10):
 - `io.injector.Injector`: the host sends one input vector per step (graded: the first hop has
   `num_message_bits` > 0, since Lava's Dense otherwise casts its input to bool);
 - `dense.Dense` / `sparse.Sparse`: one per connection, `weight_exp` for fixed_pt;
-- `lif.LIFReset`: one per layer, reset every T steps at the first step of its own window;
+- `lif.LIFReset`: one per layer, reset every T steps at the first step of its own window, to
+  its rest potential (`v_rest`; Lava's own models reset to 0, so `_RestartFromRest` extends
+  them);
 - `io.reset.Reset`: zeroes the pending activation of a CubaLIF's inputs before its window;
 - `io.source.RingBuffer` of ones: the constant input of CubaLIF affine biases;
 - `io.extractor.Extractor`: one per layer, hands every step's spikes back to the host, which
   counts activity and keeps the output layer's spikes, dropping each layer's leading latency.
 `Loihi2SimCfg(select_tag=mode)` picks float or bit-accurate models. Injector and Extractor
-have untagged models only, so they are named in `exception_proc_model_map`; in fixed_pt the
-injector sends int32, as Lava's fixed-point RingBuffer does.
+have untagged models only, so they are named in `exception_proc_model_map`, as is LIFReset's
+model that restarts from rest; in fixed_pt the injector sends int32, as Lava's fixed-point
+RingBuffer does.
 
 Reading Lava Vars from the host is per element (~25 us each) and rebuilding per sample costs
 a compile, so outputs stream through Extractors while the host keeps `LAG` steps of input
@@ -35,6 +38,7 @@ from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
 from lava.proc.io.injector import Injector, PyLoihiInjectorModel
 from lava.proc.io.reset import Reset
 from lava.proc.io.source import RingBuffer
+from lava.proc.lif.models import PyLifResetModelBitAcc, PyLifResetModelFloat
 from lava.proc.lif.process import LIFReset
 from lava.proc.sparse.process import Sparse
 from scipy import sparse
@@ -55,6 +59,29 @@ class PyLoihiInjectorModelFixed(PyLoihiInjectorModel):
     """Lava's injector, sending int32 like the fixed-point RingBuffer (for fixed_pt Dense)."""
 
     out_port: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+
+
+class _RestartFromRest:
+    """LIFReset's model, starting each window from the population's rest potential instead of
+    0: Lava's `run_spk` zeroes u and v at the window's first step and then calls
+    `subthr_dynamics`, which here first sets v to `proc_params["v_rest"]`."""
+
+    def __init__(self, proc_params) -> None:
+        super().__init__(proc_params)
+        self.v_rest = proc_params["v_rest"]
+
+    def subthr_dynamics(self, activation_in: np.ndarray) -> None:
+        if self.time_step % self.reset_interval == self.reset_offset:
+            self.v[:] = self.v_rest
+        super().subthr_dynamics(activation_in)
+
+
+class PyLifFromRestModelFloat(_RestartFromRest, PyLifResetModelFloat):
+    """floating_pt: v_rest in units of the reset-to-threshold distance."""
+
+
+class PyLifFromRestModelFixed(_RestartFromRest, PyLifResetModelBitAcc):
+    """fixed_pt: v_rest in Loihi's integer units of v (quantize.py)."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +207,7 @@ class _Network:
                 reset_offset=(layer.latency + 1) % period,
                 name=layer.name,
             )
+            neurons.proc_params["v_rest"] = np.broadcast_to(layer.v_rest, (layer.size,)).copy()
             for conn in layer.inputs:
                 if conn.source == CONSTANT and CONSTANT not in outports:
                     outports[CONSTANT] = RingBuffer(data=np.ones((1, 1))).s_out
@@ -216,10 +244,14 @@ def _clear_before_window(synapses, layer: NeuronLayer, period: int) -> None:
 
 
 def _run_config(mode: str) -> Loihi2SimCfg:
-    injector = PyLoihiInjectorModelFixed if mode == "fixed_pt" else PyLoihiInjectorModel
+    fixed = mode == "fixed_pt"
     return Loihi2SimCfg(
         select_tag=mode,
-        exception_proc_model_map={Injector: injector, Extractor: PyLoihiExtractorModel},
+        exception_proc_model_map={
+            Injector: PyLoihiInjectorModelFixed if fixed else PyLoihiInjectorModel,
+            Extractor: PyLoihiExtractorModel,
+            LIFReset: PyLifFromRestModelFixed if fixed else PyLifFromRestModelFloat,
+        },
     )
 
 

@@ -32,8 +32,14 @@ CubaLIF  tau_syn di/dt = -i + w_in I,   tau_mem dv/dt = (v_leak - v) + r i
          input lags one step (`input_lag`), which is exactly the delay of Lava's Dense hop.
 An affine bias b in front of a neuron is part of I: it adds gain * b to a LIF's or IF's Lava
 bias (which enters v); a CubaLIF's b enters its current, so it arrives as a constant input
-(`bias_enters_current`). Every sample starts at u = v = 0: i = 0 and v = v_reset (NIR leaves
-the initial state open; LIFReset zeroes both).
+(`bias_enters_current`).
+
+Every sample starts from rest: i = 0 (u = 0) and v = v_leak, i.e. x = (v_leak - v_reset) / D
+(`rest`); an IF, which has no leak, at v = v_reset (x = 0). NIR leaves the initial state open;
+rest is where LIF's equation settles without input and where Norse's cells start, so a graph
+exported from Norse runs here as it ran there (the NumPy reference,
+ash_neuro/nir_export/reference.py, starts there too). Lava's LIFReset zeroes u and v at the
+start of each sample's window; lava_network.py's models then set v to `rest`.
 """
 
 from __future__ import annotations
@@ -50,7 +56,8 @@ NEURON_TYPES = (nir.LIF, nir.CubaLIF, nir.IF)
 
 @dataclass(frozen=True)
 class NeuronMapping:
-    """Lava parameters of one NIR neuron node (flattened, one entry per neuron)."""
+    """Lava parameters of one NIR neuron node (flattened, one entry per neuron); `rest` is x
+    at the start of every sample."""
 
     kind: str
     du: float
@@ -59,6 +66,7 @@ class NeuronMapping:
     bias: np.ndarray
     bias_enters_current: bool
     input_lag: int
+    rest: np.ndarray
 
 
 def map_neuron(name: str, node: nir.NIRNode, shape: tuple[int, ...], dt: float) -> NeuronMapping:
@@ -72,13 +80,13 @@ def map_neuron(name: str, node: nir.NIRNode, shape: tuple[int, ...], dt: float) 
     if isinstance(node, nir.IF):
         r = params.get("r", node.r)
         zero = np.zeros_like(span)
-        return NeuronMapping(kind, 1.0, 0.0, dt * r / span, zero, False, 0)
+        return NeuronMapping(kind, 1.0, 0.0, dt * r / span, zero, False, 0, zero)
     if isinstance(node, nir.LIF):
         a = params.decay("tau", node.tau, dt)
         r = params.get("r", node.r)
         v_leak = params.get("v_leak", node.v_leak)
         leak = a * (v_leak - v_reset) / span
-        return NeuronMapping(kind, 1.0, a, a * r / span, leak, False, 0)
+        return NeuronMapping(kind, 1.0, a, a * r / span, leak, False, 0, (v_leak - v_reset) / span)
     a_mem = params.decay("tau_mem", node.tau_mem, dt)
     a_syn = params.decay("tau_syn", node.tau_syn, dt)
     r = params.get("r", node.r)
@@ -86,7 +94,7 @@ def map_neuron(name: str, node: nir.NIRNode, shape: tuple[int, ...], dt: float) 
     v_leak = params.get("v_leak", node.v_leak)
     gain = a_mem * a_syn * r * w_in / span
     leak = a_mem * (v_leak - v_reset) / span
-    return NeuronMapping(kind, a_syn, a_mem, gain, leak, True, 1)
+    return NeuronMapping(kind, a_syn, a_mem, gain, leak, True, 1, (v_leak - v_reset) / span)
 
 
 class _Params:

@@ -54,6 +54,7 @@ class NeuronLayer:
 
     In floating_pt units the threshold is 1 and potentials are measured from v_reset in units
     of (v_threshold - v_reset); fixed_pt holds Loihi's integers (`bias_exp` per neuron).
+    `v_rest`: the membrane every sample starts from (its rest, see mapping.py), per neuron.
     `clear_input_at_window_start`: the layer's current must not see its sources' last step of
     the previous sample (CubaLIF, whose current lags its input by one step), so the pending
     activation of each incoming connection is zeroed before the window starts.
@@ -70,6 +71,7 @@ class NeuronLayer:
     latency: int
     clear_input_at_window_start: bool = False
     bias_exp: np.ndarray | int = 0
+    v_rest: np.ndarray | float = 0.0
 
     @property
     def size(self) -> int:

@@ -9,7 +9,8 @@ from lava-nc 0.10's bit-accurate models (`lava.proc.lif.models.AbstractPyLifMode
 - u and v: 24-bit; each step's synaptic input is shifted left by 6 before it joins u, the
   threshold is shifted left by 6 before the comparison, the bias is added to v unshifted;
 - du, dv: 12-bit decays, u *= (4096 - du - 1) / 4096 and v *= (4096 - dv) / 4096, rounding
-  toward zero; vth: 17-bit unsigned; bias: 13-bit signed mantissa << 3-bit exponent.
+  toward zero; vth: 17-bit unsigned; bias: 13-bit signed mantissa << 3-bit exponent;
+- the rest potential each sample starts from (`v_rest`) is a 24-bit v, in the bias's units.
 
 In floating_pt units every population has threshold 1 (see mapping.py). Here a population's
 threshold becomes the integer 2**14 (exact), leaving 8x headroom below the 2**17 input range
@@ -228,6 +229,14 @@ def _quantize_layer(
     bias_mant = np.rint(bias_total / 2.0**bias_exp).astype(np.int64)
     bias_mant = np.clip(bias_mant, -limits.bias_mant_max - 1, limits.bias_mant_max)
     bias_error = np.max(np.abs(bias_mant * 2.0**bias_exp - bias_total), initial=0.0)
+    # v is in the same units as the bias: thresholds of vth << activation_shift.
+    rest = np.broadcast_to(layer.v_rest, (layer.size,)) * vth * 2**limits.activation_shift
+    if np.any(np.abs(rest) >= 2 ** (limits.state_bits - 1)):
+        raise DeployError(
+            f"{where}: rest potential (v_leak - v_reset) = "
+            f"{np.max(np.abs(layer.v_rest)):.3g} x (v_threshold - v_reset) does not fit "
+            "Loihi's 24-bit voltage"
+        )
     lines.append(
         f"quantise: {where}: vth {vth}, dv {dv} (dt/tau {layer.dv:.6g} -> "
         f"{dv / limits.decay_unity:.6g}), du {du} ({layer.du:.6g} -> "
@@ -242,6 +251,7 @@ def _quantize_layer(
         bias_mant=bias_mant,
         bias_exp=bias_exp,
         inputs=tuple(connections),
+        v_rest=np.rint(rest).astype(np.int64),
     )
     return quantized, lines
 

@@ -1,9 +1,10 @@
 """Run a NIR graph on Lava from the main environment, through `hardware/simulate.py`.
 
 Lava needs Python 3.10 and lives in its own environment (`.venv-lava`, `make lava-env`), so
-this module imports neither Lava nor the rest of `hardware`: it writes the inputs to a
-temporary in.h5, runs `simulate.py` with the Lava interpreter and reads out.h5 back. The
-interpreter is `$ASH_LAVA_PYTHON`, else `.venv-lava/bin/python` at the repository root.
+this module imports neither Lava nor the rest of `hardware` except `io.py` (NumPy and h5py):
+it writes the inputs to a temporary in.h5 (`io.write_inputs`), runs `simulate.py` with the
+Lava interpreter and reads out.h5 back (`io.read_outputs`). The interpreter is
+`$ASH_LAVA_PYTHON`, else `.venv-lava/bin/python` at the repository root.
 """
 
 from __future__ import annotations
@@ -11,14 +12,12 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import h5py
 import numpy as np
 
 from ash_neuro.errors import AshError
+from hardware.io import LavaResult, read_outputs, write_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 SIMULATE = ROOT / "hardware" / "simulate.py"
@@ -41,24 +40,6 @@ def lava_python() -> Path:
         source = f"${LAVA_PYTHON_VAR}" if configured else "the Lava environment"
         raise LavaError(f"{source} has no Python at {path}; run `make lava-env`")
     return path
-
-
-@dataclass(frozen=True)
-class LavaResult:
-    """What one Lava run returns, read from out.h5 (see hardware/README.md).
-
-    output     (samples, T, *output_shape) spikes, aligned with the inputs (latency removed)
-    activity   {node: (samples, *layer_shape)} spikes per neuron over each sample's T steps
-    latency    {node: steps} the pipeline latency the harness removed from that node
-    spikes     {node: (samples, T, *layer_shape)} every node's spike trains (if recorded)
-    attrs      out.h5's attributes: mode, dt, steps_run, build_s, run_s, ms_per_step, ...
-    """
-
-    output: np.ndarray
-    activity: dict[str, np.ndarray]
-    latency: dict[str, int]
-    spikes: dict[str, np.ndarray] = field(default_factory=dict)
-    attrs: dict[str, Any] = field(default_factory=dict)
 
 
 def run_on_lava(
@@ -117,7 +98,7 @@ def simulate_on_lava(
             raise LavaError(f"the Lava run did not end within {limit:g} s") from None
         if done.returncode != 0:
             raise LavaError(_error_line(done.stderr, done.returncode))
-        return _read_out(out_path)
+        return read_outputs(out_path)
 
 
 def overflow_lines(stats: dict[str, dict[str, float]]) -> list[str]:
@@ -134,24 +115,6 @@ def overflow_lines(stats: dict[str, dict[str, float]]) -> list[str]:
         else:
             lines.append(f"quantise: node '{name}': no current overflow in this run (peak {share})")
     return lines
-
-
-def write_inputs(path: Path, inputs: np.ndarray) -> Path:
-    """An in.h5 of `inputs` (samples, T, *input_shape) as float32 dataset `input`."""
-    with h5py.File(path, "w") as f:
-        f.create_dataset("input", data=np.asarray(inputs, dtype=np.float32))
-    return path
-
-
-def _read_out(path: Path) -> LavaResult:
-    with h5py.File(path, "r") as f:
-        activity = {d.attrs["node"]: d[()] for d in f["activity"].values()}
-        latency = {d.attrs["node"]: int(d.attrs["latency_steps"]) for d in f["activity"].values()}
-        spikes = {}
-        if "spikes" in f:
-            spikes = {d.attrs["node"]: d[()].astype(np.float32) for d in f["spikes"].values()}
-        attrs = {k: v.item() if isinstance(v, np.generic) else v for k, v in f.attrs.items()}
-        return LavaResult(f["output"][()], activity, latency, spikes, attrs)
 
 
 def _error_line(stderr: str, status: int) -> str:

@@ -4,26 +4,20 @@ Runs with the Lava environment's interpreter (`.venv-lava/bin/python`, made by `
 lava-env`). Loads the graph, maps it onto lava-nc processes (hardware/graph.py,
 hardware/mapping.py), quantises it for Loihi in fixed_pt (hardware/quantize.py), streams all
 samples through one build of the network on Lava's Loihi 2 simulator
-(hardware/lava_network.py), and writes:
-
-in.h5   `input`  float32 (samples, T, *input_shape): the current (or spikes) of every step
-out.h5  `output` float32 (samples, T, *output_shape): output spikes, aligned with the input
-        (Lava's pipeline latency, one step per synaptic hop, is removed; each layer's lag is
-        stored as attribute `latency_steps` of its activity dataset)
-        `activity/<node>` float32 (samples, *layer_shape): spikes per neuron per sample, over
-        the sample's T steps, for every neuron node (LIF, CubaLIF, IF)
-        `spikes/<node>` uint8 (samples, T, *layer_shape): with --record-spikes, every neuron
-        node's spike trains, aligned like `output`
-        attributes: mode, dt, samples, time_steps, steps_run, build_s, run_s, ms_per_step,
-        lava_nc, and in fixed_pt the quantisation report and `current_overflow` (JSON: per
-        node, the peak 24-bit current as a share of the range and the neuron-steps wrapped)
+(hardware/lava_network.py), reads the inputs from in.h5 and writes out.h5 (both described in
+hardware/io.py): the output spikes, aligned with the input (Lava's pipeline latency removed),
+every neuron node's activity, with --record-spikes its spike trains, and the run's attributes
+(mode, dt, steps_run, build_s, run_s, ms_per_step, lava_nc, and in fixed_pt the quantisation
+report and `current_overflow`: JSON, per node, the peak 24-bit current as a share of the range
+and the neuron-steps wrapped).
 
 fixed_pt chooses Loihi's integers from the run's own input, or from `--quantise-on cal.h5`
 (same format as in.h5): a caller that streams a data set in parts passes the whole set there
 so that every part runs on the same integers, as one compiled chip network would.
 
-Time step: --dt, else `dt` of the exporter's sidecar `<graph>.json`, else of the graph's
-metadata, else 1e-3 s. Every sample starts from rest (u = 0, v = v_reset).
+Time step: --dt, else `dt` of the exporter's sidecar `<graph>.json` (an `EncoderContract`),
+else of the graph's metadata, else 1e-3 s. Every sample starts from rest: i = 0 and v = v_leak
+(an IF, which has no leak, at v = v_reset), as in ash_neuro/nir_export/reference.py.
 
 Exit status: 0 success, 1 a Lava process failed, 2 bad graph/parameter/input, 3 timeout; each
 failure is one `error:` line on stderr. The network runs in a worker process in its own
@@ -43,13 +37,12 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-import h5py
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ash_neuro.errors import cli_entry  # noqa: E402
+from ash_neuro.nir_export.contract import EncoderContract, NIRExportError  # noqa: E402
 from hardware.graph import lower, read_graph  # noqa: E402
+from hardware.io import LavaResult, read_inputs, write_outputs  # noqa: E402
 from hardware.plan import MODES, DeployError, LavaPlan  # noqa: E402
 from hardware.supervise import die_with_parent, run_watched  # noqa: E402
 
@@ -115,14 +108,16 @@ def work(args: argparse.Namespace) -> int:
     die_with_parent(args.worker_of)
     graph = read_graph(args.graph)
     plan = lower(graph, resolve_dt(args.graph, args.dt, graph.metadata))
-    inputs = read_inputs(args.input, plan)
+    inputs = read_inputs(args.input, plan.input_shape)
     for layer in plan.layers:
         print(f"lava: {layer.name}: {layer.kind} {layer.shape}, latency {layer.latency} steps")
     quantisation = []
     if args.mode == "fixed_pt":
         from hardware.quantize import quantize_for_loihi
 
-        calibration = inputs if args.quantise_on is None else read_inputs(args.quantise_on, plan)
+        calibration = (
+            inputs if args.quantise_on is None else read_inputs(args.quantise_on, plan.input_shape)
+        )
         plan, quantisation = quantize_for_loihi(plan, calibration)
         if args.quantise_on is not None:
             quantisation.insert(0, f"quantise: calibrated on {len(calibration)} samples")
@@ -151,7 +146,7 @@ def work(args: argparse.Namespace) -> int:
         f"lava: {args.mode}: {samples} samples x {steps} steps (+{plan.depth} latency) in "
         f"{run.run_s:.2f} s, {run.ms_per_step:.2f} ms/step; build {run.build_s:.2f} s"
     )
-    write_outputs(args.out, run, plan, quantisation, overflow)
+    write_outputs(args.out, _result(run, plan, quantisation, overflow))
     return 0
 
 
@@ -161,9 +156,11 @@ def resolve_dt(graph: Path, dt: float | None, metadata: dict) -> float:
         sidecar = graph.with_name(graph.name + ".json")
         if sidecar.is_file():
             try:
-                dt = json.loads(sidecar.read_text()).get("dt")
-            except (OSError, ValueError, AttributeError) as exc:
-                raise DeployError(f"{sidecar} is not a JSON object ({exc})") from None
+                dt = EncoderContract.from_json(sidecar.read_text()).dt
+            except OSError as exc:
+                raise DeployError(f"cannot read {sidecar} ({exc.strerror or exc})") from None
+            except NIRExportError as exc:
+                raise DeployError(f"{sidecar}: {' '.join(str(exc).split())}") from None
     if dt is None:
         dt = _metadata_dt(metadata)
     dt = DEFAULT_DT if dt is None else dt
@@ -187,72 +184,30 @@ def _metadata_dt(metadata: dict) -> float | None:
     return None
 
 
-def read_inputs(path: Path, plan: LavaPlan) -> np.ndarray:
-    """`input` of in.h5 as float64 (samples, T, *plan.input_shape), checked."""
-    if not path.is_file():
-        raise DeployError(f"input file {path} does not exist")
-    try:
-        with h5py.File(path, "r") as f:
-            if "input" not in f:
-                raise DeployError(f"{path} has no dataset 'input'")
-            inputs = np.asarray(f["input"][()], dtype=np.float64)
-    except (OSError, TypeError, ValueError) as exc:
-        raise DeployError(f"cannot read {path} ({' '.join(str(exc).split())})") from None
-    expected = ("samples", "T", *plan.input_shape)
-    if inputs.ndim != len(expected) or inputs.shape[2:] != plan.input_shape:
-        raise DeployError(
-            f"{path}: input has shape {inputs.shape}, expected ({', '.join(map(str, expected))})"
-        )
-    if inputs.shape[0] < 1 or inputs.shape[1] < 1:
-        raise DeployError(f"{path}: input has no samples or no time steps ({inputs.shape})")
-    if not np.all(np.isfinite(inputs)):
-        raise DeployError(f"{path}: input contains NaN or infinite values")
-    return inputs
-
-
-def write_outputs(
-    path: Path, run, plan: LavaPlan, quantisation: list[str], overflow: dict | None = None
-) -> None:
-    """out.h5, written beside `path` and moved into place only when complete."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with h5py.File(temporary, "w") as f:
-            f.create_dataset("output", data=run.output.astype(np.float32), compression="gzip")
-            group = f.create_group("activity")
-            for layer in plan.layers:
-                counts = run.activity[layer.name].astype(np.float32)
-                dataset = group.create_dataset(layer.name.replace("/", "."), data=counts)
-                dataset.attrs.update(node=layer.name, kind=layer.kind, latency_steps=layer.latency)
-            if run.spikes is not None:
-                trains = f.create_group("spikes")
-                for layer in plan.layers:
-                    dataset = trains.create_dataset(
-                        layer.name.replace("/", "."),
-                        data=run.spikes[layer.name].astype(np.uint8),
-                        compression="gzip",
-                    )
-                    dataset.attrs.update(node=layer.name, latency_steps=layer.latency)
-            f.attrs.update(
-                mode=plan.mode,
-                dt=plan.dt,
-                samples=run.output.shape[0],
-                time_steps=run.output.shape[1],
-                steps_run=run.steps,
-                build_s=run.build_s,
-                run_s=run.run_s,
-                ms_per_step=run.ms_per_step,
-                lava_nc=version("lava-nc"),
-                written=time.strftime("%Y-%m-%dT%H:%M:%S"),
-            )
-            if quantisation:
-                f.attrs["quantisation"] = "\n".join(quantisation)
-            if overflow is not None:
-                f.attrs["current_overflow"] = json.dumps(overflow)
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise DeployError(f"cannot write {path} ({exc})") from None
-    finally:
-        temporary.unlink(missing_ok=True)
+def _result(run, plan: LavaPlan, quantisation: list[str], overflow: dict | None) -> LavaResult:
+    """What out.h5 stores of a run (`lava_network.LavaRun`) of `plan`."""
+    attrs = dict(
+        mode=plan.mode,
+        dt=plan.dt,
+        steps_run=run.steps,
+        build_s=run.build_s,
+        run_s=run.run_s,
+        ms_per_step=run.ms_per_step,
+        lava_nc=version("lava-nc"),
+        written=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
+    if quantisation:
+        attrs["quantisation"] = "\n".join(quantisation)
+    if overflow is not None:
+        attrs["current_overflow"] = json.dumps(overflow)
+    return LavaResult(
+        output=run.output,
+        activity={layer.name: run.activity[layer.name] for layer in plan.layers},
+        latency={layer.name: layer.latency for layer in plan.layers},
+        spikes={} if run.spikes is None else {name: run.spikes[name] for name in run.spikes},
+        attrs=attrs,
+        kinds={layer.name: layer.kind for layer in plan.layers},
+    )
 
 
 if __name__ == "__main__":

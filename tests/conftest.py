@@ -61,3 +61,35 @@ def tiny_config(tiny_world) -> Config:
     """The default config shrunk to the tiny world and a tiny model."""
     overrides = TINY_WORLD + TINY_MODEL + TINY_TRAIN + [f"world.path={tiny_world}"]
     return load_config(ROOT / "configs" / "default.yaml", overrides)
+
+
+def save_model_checkpoint(
+    path: Path,
+    cfg: Config,
+    model,
+    tokenizer=None,
+    task: str | None = None,
+    answers=(),
+) -> Path:
+    """A self-describing checkpoint of `model` (untrained) as the training loop writes it; its
+    data record names a world that is not on disk unless `cfg.world.path` exists."""
+    from ash_neuro.checkpoint import save_checkpoint
+    from ash_neuro.data.sources import DataIdentity, data_identity
+    from ash_neuro.models.factory import FINETUNE, PRETRAIN, describe_checkpoint
+
+    tokenizer = tokenizer or small_tokenizer()
+    if Path(cfg.world.path).is_file():
+        data = data_identity(cfg)
+    else:
+        data = DataIdentity("world", str(path.parent / "absent-world.h5"), "0" * 16)
+    kind = FINETUNE if task else PRETRAIN
+    description = describe_checkpoint(kind, cfg, tokenizer, data, task, answers)
+    return save_checkpoint({**description, "model": model.state_dict()}, path)
+
+
+def small_tokenizer():
+    """A WordPiece tokenizer of a few dozen tokens, fitted to a few captions."""
+    from ash_neuro.data.tokenizer import as_fast_tokenizer, train_tokenizer
+
+    texts = ["a red cube left of a blue ball", "two green boxes", "is there a yellow cross?"]
+    return as_fast_tokenizer(train_tokenizer(texts, vocab_size=64))

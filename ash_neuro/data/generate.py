@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 import h5py
 from tqdm import tqdm
 
+from ash_neuro.atomic import replace_atomically
 from ash_neuro.config import WorldConfig, load_config
 from ash_neuro.data.scene import SPLITS
 from ash_neuro.data.tokenizer import save_tokenizer, tokenizer_path_for, train_tokenizer
@@ -151,10 +151,11 @@ def generate_world(
 
     notes = (f"world: {reason}",) if reason else ()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     start = time.perf_counter()
-    try:
-        writer = WorldWriter(tmp, cfg)
+    # The world moves into place when the block ends, after its tokenizer: a world file on
+    # disk always has its tokenizer.
+    with replace_atomically(path) as temporary:
+        writer = WorldWriter(temporary, cfg)
         total = sum(split_sizes(cfg).values())
         with tqdm(total=total, unit="img", desc="world", disable=None if progress else True) as bar:
             for chunk in _chunks(cfg):
@@ -163,9 +164,6 @@ def generate_world(
         texts = writer.texts()
         writer.close()
         save_tokenizer(train_tokenizer(texts, cfg.vocab_size), tokenizer_path)
-        os.replace(tmp, path)  # last: a world file on disk always has its tokenizer
-    finally:
-        tmp.unlink(missing_ok=True)
     seconds = time.perf_counter() - start
     return GenerationResult(path, False, cfg.seed, split_sizes(cfg), seconds, notes)
 

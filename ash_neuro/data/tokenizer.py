@@ -7,7 +7,6 @@ loads as a `transformers.PreTrainedTokenizerFast` whose special tokens are [PAD]
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
+from ash_neuro.atomic import replace_atomically
 from ash_neuro.errors import AshError
 
 if TYPE_CHECKING:
@@ -73,10 +73,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Tokenizer:
 
 def save_tokenizer(tokenizer: Tokenizer, path: str | Path) -> None:
     """Write atomically (a temporary file renamed into place)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tokenizer.save(str(tmp))
-    os.replace(tmp, path)
+    with replace_atomically(path) as temporary:
+        tokenizer.save(str(temporary))
 
 
 def _fast_tokenizer(tokenizer: Tokenizer, special: dict[str, str], max_length: int):
@@ -109,6 +107,11 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
         tokenizer = Tokenizer.from_file(str(path))
     except Exception as exc:  # tokenizers raises a bare Exception on malformed JSON
         raise AshError(f"{path} is not a readable tokenizer file ({exc})") from None
+    return as_fast_tokenizer(tokenizer)
+
+
+def as_fast_tokenizer(tokenizer: Tokenizer) -> PreTrainedTokenizerFast:
+    """A tokenizer of `train_tokenizer` as the `transformers` fast tokenizer the models use."""
     return _fast_tokenizer(tokenizer, WORLD_SPECIAL_TOKENS, MODEL_MAX_LENGTH)
 
 

@@ -12,22 +12,24 @@ import torch
 from norse.torch import LIFBoxCell, LIFBoxParameters, SequentialState
 from norse.torch.functional.reset import reset_subtract
 
-from ash_neuro.nir_export import (
+from ash_neuro.nir_export import verify
+from ash_neuro.nir_export.contract import (
     METADATA_KEY,
-    REFERENCE_MIN_AGREEMENT,
     EncoderContract,
     ExportVerificationError,
     NIRExportError,
-    export_network,
-    lif_box_to_nir,
-    network_to_nir,
     read_contract,
+    sidecar_path,
+)
+from ash_neuro.nir_export.mapping import lif_box_to_nir, network_to_nir
+from ash_neuro.nir_export.verify import (
+    REFERENCE_MIN_AGREEMENT,
     record_spikes,
     run_network,
-    sidecar_path,
-    simulate_nir,
+    run_reference,
     spike_agreement,
 )
+from ash_neuro.nir_export.writer import export_network
 
 DT = 1e-3
 
@@ -126,7 +128,7 @@ def test_numpy_reference_agrees_with_norse_on_a_network():
     network = encoder_network()
     graph = network_to_nir(network)
     x = currents()
-    reference = simulate_nir(graph, x.numpy(), DT)["output"]
+    reference = run_reference(graph, x.numpy(), DT)["output"]
     norse_out = run_network(network, x).numpy()
     assert norse_out.mean() > 0.02  # not a vacuous comparison
     np.testing.assert_array_equal(reference, norse_out)
@@ -141,7 +143,7 @@ def test_numpy_reference_rejects_norse_1_1_time_constants():
             node.tau = node.tau * np.float32(DT)
     x = currents()
     with np.errstate(all="ignore"):
-        wrong = simulate_nir(graph, x.numpy(), DT)
+        wrong = run_reference(graph, x.numpy(), DT)
     norse_spikes = record_spikes(network, lambda: run_network(network, x))
     assert spike_agreement(norse_spikes, wrong)["all"] < REFERENCE_MIN_AGREEMENT
 
@@ -199,15 +201,13 @@ def test_round_trip_agrees_completely(tmp_path):
 
 
 def test_a_graph_that_disagrees_is_not_written(tmp_path, monkeypatch):
-    import ash_neuro.nir_export as nir_export
-
     def run_skewed(graph, x, dt):
         spikes = run_from_nir(graph, x, dt)
         spikes["output"] = 1 - spikes["output"]
         return spikes
 
-    run_from_nir = nir_export.run_from_nir
-    monkeypatch.setattr(nir_export, "run_from_nir", run_skewed)
+    run_from_nir = verify.run_from_nir
+    monkeypatch.setattr(verify, "run_from_nir", run_skewed)
     with pytest.raises(ExportVerificationError, match="not 100%"):
         export_network(encoder_network(), contract_for(), tmp_path / "encoder.nir", currents())
     assert list(tmp_path.iterdir()) == []

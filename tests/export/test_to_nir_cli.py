@@ -14,10 +14,11 @@ import pytest
 import torch
 
 from ash_neuro.checkpoint import load_checkpoint, save_checkpoint
-from ash_neuro.config import config_to_dict, load_config
+from ash_neuro.config import load_config
 from ash_neuro.models.factory import build_model, build_task_model
-from ash_neuro.models.semantic_abstract_encoder import ENCODINGS as MODEL_ENCODINGS
-from ash_neuro.nir_export import ENCODINGS, read_contract, sidecar_path
+from ash_neuro.nir_export.contract import ENCODINGS, read_contract, sidecar_path
+from ash_neuro.registry import SPIKE_CODINGS
+from tests.conftest import save_model_checkpoint, small_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "export" / "to_nir.py"
@@ -43,13 +44,9 @@ TINY = [
 def make_checkpoint(path: Path, *overrides: str) -> Path:
     cfg = load_config(ROOT / "configs" / "default.yaml", [*TINY, *overrides])
     torch.manual_seed(0)
-    model = build_model(cfg, vocab_size=40, pad_token_id=0)
-    state = {
-        "config": config_to_dict(cfg),
-        "model": model.state_dict(),
-        "tokenizer": str(path.parent / "absent-tokenizer.json"),
-    }
-    return save_checkpoint(state, path)
+    tokenizer = small_tokenizer()
+    model = build_model(cfg, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+    return save_model_checkpoint(path, cfg, model, tokenizer)
 
 
 def load_cli():
@@ -91,13 +88,11 @@ def test_a_fine_tuned_checkpoint_exports_its_own_encoder(tmp_path, capsys):
     # a fine-tuned checkpoint holds the TaskModel's weights: the backbone under "backbone."
     cfg = load_config(ROOT / "configs" / "default.yaml", [*TINY, "finetune.task=vqa"])
     torch.manual_seed(1)
-    model = build_task_model(cfg, vocab_size=40, pad_token_id=0, n_answers=3)
-    state = {
-        "config": config_to_dict(cfg),
-        "model": model.state_dict(),
-        "task": {"name": "vqa", "answers": ["a", "b", "c"]},
-    }
-    ckpt = save_checkpoint(state, tmp_path / "vqa" / "ckpt.pt")
+    tokenizer = small_tokenizer()
+    answers = ("a", "b", "c")
+    model = build_task_model(cfg, len(tokenizer), tokenizer.pad_token_id, answers)
+    path = tmp_path / "vqa" / "ckpt.pt"
+    ckpt = save_model_checkpoint(path, cfg, model, tokenizer, task="vqa", answers=answers)
     assert load_cli().main([str(ckpt)]) == 0
     assert "100.00% of output spikes" in capsys.readouterr().out
     graph = nir.read(ckpt.parent / "encoder.nir")
@@ -129,8 +124,8 @@ class Payload:
         ("corrupt", "is not a readable ash-neuro checkpoint"),
         ("foreign", "was not written by ash-neuro"),
         ("pickle", "not loaded for safety"),
-        ("ann_only", "this checkpoint has no spiking encoder (model.hybrid=false)"),
-        ("other_code", "network.0.weight has shape (24, 16); its config builds (20, 16)"),
+        ("ann_only", "this checkpoint has no spiking encoder (model.spiking.kind=none)"),
+        ("other_code", "does not fit the network its config builds (size mismatch for "),
         ("output_dir", "cannot write"),
     ],
 )
@@ -141,9 +136,9 @@ def test_bad_inputs_are_one_line_errors(kind, message, tmp_path, capsys):
     elif kind == "foreign":
         torch.save({"state_dict": {}}, ckpt)
     elif kind == "pickle":
-        torch.save({"format": "ash-neuro-checkpoint", "version": 1, "obj": Payload()}, ckpt)
+        torch.save({"format": "ash-neuro-checkpoint", "version": 2, "obj": Payload()}, ckpt)
     elif kind == "ann_only":
-        make_checkpoint(ckpt, "model.hybrid=false")
+        make_checkpoint(ckpt, "model.spiking.kind=none")
     elif kind == "other_code":  # weights of a 24-wide layer under a config asking for 20
         state = load_checkpoint(make_checkpoint(ckpt))
         state["config"]["model"]["spiking"]["hidden_dims"] = [20]
@@ -159,16 +154,16 @@ def test_bad_inputs_are_one_line_errors(kind, message, tmp_path, capsys):
 
 
 def test_a_graph_that_does_not_reproduce_the_encoder_exits_1(tmp_path, capsys, monkeypatch):
-    import ash_neuro.nir_export as nir_export
+    from ash_neuro.nir_export import verify
 
-    original = nir_export.run_from_nir
+    original = verify.run_from_nir
 
     def run_skewed(graph, x, dt):
         spikes = original(graph, x, dt)
         spikes["output"] = 1 - spikes["output"]
         return spikes
 
-    monkeypatch.setattr(nir_export, "run_from_nir", run_skewed)
+    monkeypatch.setattr(verify, "run_from_nir", run_skewed)
     ckpt = make_checkpoint(tmp_path / "ckpt.pt")
     assert load_cli().main([str(ckpt)]) == 1
     err = capsys.readouterr().err
@@ -177,4 +172,4 @@ def test_a_graph_that_does_not_reproduce_the_encoder_exits_1(tmp_path, capsys, m
 
 
 def test_contract_knows_every_input_encoding_of_the_model():
-    assert set(ENCODINGS) == set(MODEL_ENCODINGS)
+    assert set(ENCODINGS) == set(SPIKE_CODINGS.names())

@@ -1,14 +1,11 @@
-"""Helpers of the Lava-side tests: graph builders, HDF5 files, process and memory checks."""
+"""Helpers of the Lava-side tests: graph builders, process and memory checks."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import nir
 import numpy as np
-
-from hardware.runner import write_inputs  # noqa: F401  (re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parents[2]
 SIMULATE = ROOT / "hardware" / "simulate.py"
@@ -30,12 +27,6 @@ def processes_with_marker(marker: str) -> list[int]:
 def shared_memory() -> set[str]:
     """Python multiprocessing's shared memory segments and semaphores now in /dev/shm."""
     return {p.name for pattern in ("psm_*", "sem.*") for p in Path("/dev/shm").glob(pattern)}
-
-
-def read_outputs(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
-    with h5py.File(path, "r") as f:
-        activity = {f["activity"][k].attrs["node"]: f["activity"][k][()] for k in f["activity"]}
-        return f["output"][()], activity, dict(f.attrs)
 
 
 def lif(n, tau=0.01, **kw) -> nir.LIF:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from lava_helpers import DT
-from nir_reference import simulate as reference
 
+from ash_neuro.nir_export.reference import simulate as reference
 from hardware.runner import LavaError, run_on_lava, simulate_on_lava
 
 

@@ -11,23 +11,18 @@ import time
 import nir
 import numpy as np
 import pytest
-from lava_helpers import (
-    DT,
-    SIMULATE,
-    chain,
-    lif,
-    processes_with_marker,
-    read_outputs,
-    shared_memory,
-    write_inputs,
-)
-from nir_reference import simulate as reference
+from lava_helpers import DT, SIMULATE, chain, lif, processes_with_marker, shared_memory
+
+from ash_neuro.nir_export.contract import EncoderContract
+from ash_neuro.nir_export.reference import simulate as reference
+from hardware.io import read_outputs, write_inputs
 
 
 def agreement(graph, inputs, out_path, dt=DT):
     """(fraction of equal output entries, spikes of ref, spikes of Lava, per-layer counts)."""
     expected = reference(graph, inputs.astype(np.float32).astype(np.float64), dt)
-    output, activity, attrs = read_outputs(out_path)
+    result = read_outputs(out_path)
+    output, activity, attrs = result.output, result.activity, result.attrs
     ref_out = expected["output"].reshape(output.shape)
     counts = {
         name: (expected[name].sum(axis=1).reshape(counts.shape), counts)
@@ -91,7 +86,18 @@ def test_cubalif_with_biases_and_per_neuron_parameters(run_simulate, tmp_path):
     )
     path = tmp_path / "cuba.nir"
     nir.write(path, graph)
-    path.with_name("cuba.nir.json").write_text(json.dumps({"dt": 2e-3, "time_steps": 25}))
+    sidecar = EncoderContract(
+        time_steps=25,
+        dt=2e-3,
+        in_dim=6,
+        out_dim=5,
+        tokens_per_image=1,
+        layer_sizes=(n, 5),
+        input_encoding="current",
+        input_gain=1.0,
+        encoding="uniform test currents",
+    )
+    path.with_name("cuba.nir.json").write_text(sidecar.to_json())
     inputs = rng.uniform(0, 3, (5, 25, 6))
     done, _ = run_simulate(path, write_inputs(tmp_path / "in.h5", inputs))
     assert done.returncode == 0, done.stderr
@@ -101,6 +107,40 @@ def test_cubalif_with_biases_and_per_neuron_parameters(run_simulate, tmp_path):
     np.testing.assert_array_equal(output, ref_out)
     for name, (ref_counts, lava_counts) in counts.items():
         np.testing.assert_array_equal(lava_counts, ref_counts, err_msg=name)
+
+
+def test_every_sample_starts_from_rest_at_v_leak(run_simulate, tmp_path):
+    """v_leak 0.5 != v_reset 0, dt / tau = 0.25, input 3 (tests/export/test_reference.py works
+    lif1 by hand): from rest lif1 spikes 1 0 1 0 1 0, so lif2 gets 3 0 3 0 3 0 and from rest
+    goes 1.25 (spike) -> 0.125 -> 0.96875 -> 0.8515625 -> 1.513671875 (spike) -> 0.125.
+    Starting both at v_reset would give lif1 0 1 0 1 0 1 and lif2 0 0 0 1 0 0. Three samples,
+    so every window's restart is covered, in both modes."""
+    graph = chain(
+        [1],
+        ("fc1", nir.Affine(np.ones((1, 1)), np.zeros(1))),
+        ("lif1", lif(1, tau=4e-3, v_leak=0.5)),
+        ("fc2", nir.Affine(np.full((1, 1), 3.0), np.zeros(1))),
+        ("lif2", lif(1, tau=4e-3, v_leak=0.5)),
+        output_shape=[1],
+    )
+    path = tmp_path / "rest.nir"
+    nir.write(path, graph)
+    inputs = np.full((3, 6, 1), 3.0)
+    expected = {
+        "lif1": np.tile([1.0, 0, 1, 0, 1, 0], (3, 1))[..., None],
+        "lif2": np.tile([1.0, 0, 0, 0, 1, 0], (3, 1))[..., None],
+    }
+    oracle = reference(graph, inputs, DT)
+    for name, spikes in expected.items():
+        np.testing.assert_array_equal(oracle[name], spikes, err_msg=name)
+    for mode in ("floating_pt", "fixed_pt"):
+        args = ("--mode", mode, "--record-spikes")
+        done, _ = run_simulate(path, write_inputs(tmp_path / "in.h5", inputs), *args)
+        assert done.returncode == 0, done.stderr
+        result = read_outputs(tmp_path / "out.h5")
+        np.testing.assert_array_equal(result.output, expected["lif2"], err_msg=mode)
+        for name, spikes in expected.items():
+            np.testing.assert_array_equal(result.spikes[name], spikes, err_msg=f"{mode} {name}")
 
 
 def test_conv_pool_if_graph_on_spike_input(run_simulate, tmp_path):
@@ -187,6 +227,7 @@ def test_bad_graphs_are_one_line_errors(case, message, run_simulate, tmp_path, c
         ("input of the wrong shape", "input has shape (2, 5, 7), expected (samples, T, 6)"),
         ("input without dataset", "has no dataset 'input'"),
         ("missing input", "does not exist"),
+        ("sidecar not a contract", "lif.nir.json: invalid encoder contract: "),
     ],
 )
 def test_bad_files_are_one_line_errors(case, message, lif_graph, run_simulate, tmp_path):
@@ -199,6 +240,8 @@ def test_bad_files_are_one_line_errors(case, message, lif_graph, run_simulate, t
         write_inputs(inputs, np.ones((2, 5, 7)))
     elif case == "input without dataset":
         inputs = graph  # an HDF5 file without `input`
+    elif case == "sidecar not a contract":
+        graph.with_name(graph.name + ".json").write_text(json.dumps({"dt": 2e-3}))
     else:
         inputs = tmp_path / "absent.h5"
     done, _ = run_simulate(graph, inputs)
@@ -254,7 +297,7 @@ def test_dt_from_command_line_else_sidecar_else_metadata(source, expected, run_s
     args = ("--dt", "5e-4") if source == "--dt" else ()
     done, _ = run_simulate(path, write_inputs(tmp_path / "in.h5", np.ones((1, 3, 2))), *args)
     assert done.returncode == 0, done.stderr
-    assert read_outputs(tmp_path / "out.h5")[2]["dt"] == expected
+    assert read_outputs(tmp_path / "out.h5").attrs["dt"] == expected
 
 
 def test_parameter_loihi_cannot_hold_is_a_fixed_pt_error(run_simulate, tmp_path, currents):
@@ -307,7 +350,7 @@ def test_fixed_pt_reports_currents_that_spikes_wrapped(run_simulate, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "node 'lif1': no current overflow in this run" in done.stdout
     assert "warning: node 'lif2': " in done.stdout and "wrapped" in done.stdout
-    overflow = json.loads(read_outputs(tmp_path / "out.h5")[2]["current_overflow"])
+    overflow = json.loads(read_outputs(tmp_path / "out.h5").attrs["current_overflow"])
     assert overflow["lif1"]["wrapped"] == 0 and overflow["lif1"]["peak_share"] > 0
     # lif1 (v += 0.1 (3 - v)) first crosses 1 at step 4 of 5: one step per sample where all 8
     # spike together, which wraps both lif2 neurons' current in both samples
