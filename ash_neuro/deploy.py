@@ -49,7 +49,13 @@ from ash_neuro.energy import (
 from ash_neuro.errors import AshError, cli_entry
 from ash_neuro.models.ash_net import ASHNet
 from ash_neuro.models.factory import LoadedModel, load_model
-from ash_neuro.models.outputs import Encode, SpikeTrains, VisualFeatures, VisualOutput
+from ash_neuro.models.outputs import (
+    Encode,
+    SpikeTrains,
+    VisualFeatures,
+    VisualInput,
+    VisualOutput,
+)
 from ash_neuro.nir_export.contract import (
     EncoderContract,
     NIRExportError,
@@ -263,10 +269,10 @@ def rejoin(model: ASHNet, features: VisualFeatures, output_spikes: np.ndarray) -
             ]
         )
 
-    def encode(_images: Tensor, ids: Tensor) -> VisualOutput:
-        if int(ids.max()) >= images:
-            raise DeployError(f"image {int(ids.max())} was not deployed (only {images})")
-        return visual.select(ids.to(tokens.device))
+    def encode(inputs: VisualInput) -> VisualOutput:
+        if int(inputs.ids.max()) >= images:
+            raise DeployError(f"image {int(inputs.ids.max())} was not deployed (only {images})")
+        return visual.select(inputs.ids.to(tokens.device))
 
     return encode
 

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ash_neuro.data.datasets import RetrievalSplit
 from ash_neuro.metrics import recall_at_k
-from ash_neuro.models.outputs import Encode, VisualOutput
+from ash_neuro.models.outputs import Encode, VisualInput, VisualOutput
 
 
 @torch.no_grad()
@@ -125,7 +125,7 @@ def encode_images(
     parts = []
     for i in range(0, len(images), batch_size):
         ids = torch.arange(i, min(i + batch_size, len(images)), device=device)
-        parts.append(encode(images[i : i + batch_size].to(device), ids))
+        parts.append(encode(VisualInput(images[i : i + batch_size].to(device), ids)))
     return VisualOutput.concat(parts)
 
 
@@ -144,7 +144,7 @@ def evaluate_retrieval(
     was_training = model.training
     model.eval()
     try:
-        encode = encode or (lambda images, ids: model.encode_image(images))
+        encode = encode or (lambda inputs: model.encode_image(inputs.image, inputs.instance_map))
         visual = encode_images(data.images, encode, device)
         text_embed = embed_texts(model, data.texts, tokenizer, max_len, device)
         similarity = visual.image_embed.float().cpu() @ text_embed.T

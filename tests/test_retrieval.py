@@ -119,17 +119,17 @@ def test_images_reach_the_model_through_the_encode_hook(tiny_config, setup):
     data = retrieval_split(tiny_config.world.path, "test", limit=6)
     seen = []
 
-    def encode(images, ids):
-        seen.append(ids.clone())
-        return model.encode_image(images)
+    def encode(inputs):
+        seen.append(inputs.ids.clone())
+        return model.encode_image(inputs.image)
 
     device = torch.device("cpu")
     plain = evaluate_retrieval(model, data, tokenizer, max_len, device)
     assert evaluate_retrieval(model, data, tokenizer, max_len, device, encode=encode) == plain
     assert torch.equal(torch.cat(seen), torch.arange(6))
 
-    def swapped(images, ids):
-        return model.encode_image(images.flip(0))
+    def swapped(inputs):
+        return model.encode_image(inputs.image.flip(0))
 
     scores = itc_scores(model, data, tokenizer, max_len)[::-1]
     expected = recall(scores, data.txt2img.tolist(), data.img2txt)

@@ -66,9 +66,10 @@ class ASHNet(nn.Module):
         """The named outputs this network produces (what a loss may declare it `needs`)."""
         return OUTPUTS | SPIKING_OUTPUTS if self.hybrid else OUTPUTS
 
-    def encode_image(self, image: Tensor) -> VisualOutput:
-        """`(B, 3, H, W)` float in [0, 1] -> `VisualOutput`."""
-        features = self.visual_concrete_encoder(image)
+    def encode_image(self, image: Tensor, instance_map: Tensor | None = None) -> VisualOutput:
+        """`(B, 3, H, W)` float in [0, 1] (and, for encoders that read it, the panoptic
+        instance map `(B, H, W)`) -> `VisualOutput`."""
+        features = self.visual_concrete_encoder(image, instance_map)
         spiking = None
         if self.semantic_abstract_encoder is not None:
             spiking = self.semantic_abstract_encoder(features.tokens)

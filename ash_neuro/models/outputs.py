@@ -148,6 +148,22 @@ class TextOutput:
         return self.features.hidden
 
 
-# The encode hook: images `(B, 3, H, W)` in [0, 1] and their indices in the split `(B,)` ->
-# their `VisualOutput` (the backbone's own encoders, or spikes from elsewhere re-joined).
-Encode = Callable[[Tensor, Tensor], VisualOutput]
+@dataclass
+class VisualInput:
+    """A batch of images as the visual encoders take it.
+
+    image         `(B, 3, H, W)` float in [0, 1]
+    ids           `(B,)` int64, each image's index in its split (how a deployment finds the
+                  spikes it computed for that image)
+    instance_map  `(B, H, W)` int64 panoptic instance ids, where the data has them (encoders
+                  that pool per instance read it; `ash_neuro.data.datasets`' contract)
+    """
+
+    image: Tensor
+    ids: Tensor
+    instance_map: Tensor | None = None
+
+
+# The encode hook: a `VisualInput` -> its `VisualOutput` (the backbone's own encoders, or
+# spikes computed elsewhere re-joined to the ANN tokens).
+Encode = Callable[[VisualInput], VisualOutput]

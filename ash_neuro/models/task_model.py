@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ash_neuro.models.ash_net import ASHNet
-from ash_neuro.models.outputs import Encode, VisualOutput
+from ash_neuro.models.outputs import Encode, VisualInput, VisualOutput
 
 if TYPE_CHECKING:
     from ash_neuro.tasks.base import Task
@@ -36,14 +36,19 @@ class TaskModel(nn.Module):
         return self.task.name
 
     def encode(self, batch: Mapping[str, Tensor], encode: Encode | None = None) -> VisualOutput:
-        """The batch's images (every `task.image_keys` image, in that order) through the encode
-        hook (default: the backbone's encoders) -> `VisualOutput`."""
-        keys = self.task.image_keys
-        images = torch.cat([batch[image] for image, _ in keys])
-        ids = torch.cat([batch[index] for _, index in keys])
+        """The batch's images (every `task.image_suffixes` image, in that order) through the
+        encode hook (default: the backbone's encoders) -> `VisualOutput`."""
+        suffixes = self.task.image_suffixes
+
+        def gather(key: str) -> Tensor | None:
+            if f"{key}{suffixes[0]}" not in batch:
+                return None
+            return torch.cat([batch[f"{key}{suffix}"] for suffix in suffixes])
+
+        inputs = VisualInput(gather("image"), gather("image_id"), gather("instance_map"))
         if encode is None:
-            return self.backbone.encode_image(images)
-        return encode(images, ids)
+            return self.backbone.encode_image(inputs.image, inputs.instance_map)
+        return encode(inputs)
 
     def forward(
         self, batch: Mapping[str, Tensor], encode: Encode | None = None

@@ -61,9 +61,9 @@ class VisualConcreteEncoder(nn.Module):
         """Tokens per image, [CLS] included."""
         return 1 + self.n_patches
 
-    def forward(self, image: Tensor) -> VisualFeatures:
+    def forward(self, image: Tensor, instance_map: Tensor | None = None) -> VisualFeatures:
         """`(batch, 3, H, W)` in [0, 1] -> tokens `(batch, 1 + n_patches, dim)` and hidden
-        states."""
+        states (patches need no instance map)."""
         if image.shape[-2:] != (self.image_size, self.image_size):
             raise ValueError(
                 f"expected images of {self.image_size}x{self.image_size}, got "

@@ -11,8 +11,9 @@ loss, predictions, metrics, trivial baseline and the encode hook.
                                                   the candidate boxes   (and mean IoU)
 
 The encode hook: a task never calls the visual encoders itself; its images reach the head
-through `encode(images, ids) -> VisualOutput` (`images` `(B, 3, H, W)`, `ids` `(B,)` their
-indices in the split). By default that is the backbone's `encode_image`; `ash_neuro.deploy`
+through `encode(VisualInput) -> VisualOutput` (the images, their indices in the split and,
+where present, their panoptic maps). By default that is the backbone's `encode_image`;
+`ash_neuro.deploy`
 passes one that looks up the outputs re-joined from spikes computed on Lava, so every task
 runs with its encoder on Lava through the same code that evaluates it in PyTorch.
 
@@ -74,9 +75,9 @@ class Task:
     headline: ClassVar[tuple[str, ...]]  # the metrics printed during fine-tuning
     baseline_name: ClassVar[str]
     dataset_class: ClassVar[type[TaskDataset]]
-    # (image key, image index key) of every image an example reads, in the order the
-    # examples' images are encoded and concatenated for the head
-    image_keys: ClassVar[tuple[tuple[str, str], ...]] = (("image", "image_id"),)
+    # the batch-key suffix of every image an example reads (`image`, `image_id`, ... and
+    # `image_b`, ...), in the order the examples' images are encoded and concatenated
+    image_suffixes: ClassVar[tuple[str, ...]] = ("",)
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -98,7 +99,7 @@ class Task:
         raise NotImplementedError
 
     def logits(self, model: TaskModel, batch: Mapping[str, Tensor], visual: VisualOutput) -> Tensor:
-        """Head outputs for a batch whose images (`image_keys` order) are encoded in `visual`."""
+        """Head outputs for a batch whose images (`image_suffixes` order) are encoded in `visual`."""
         text = model.backbone.encode_text(batch["text_ids"], batch["text_mask"])
         cls = model.backbone.fuse(text.hidden, batch["text_mask"], visual.tokens)[:, 0]
         return model.head(cls)

@@ -40,7 +40,7 @@ class LabelTask(Task):
 
     def build_head(self, backbone: ASHNet, answers: Sequence[str]) -> nn.Module:
         width = backbone.text_encoder.width
-        return ClassifierHead(width * len(self.image_keys), self.classes, width)
+        return ClassifierHead(width * len(self.image_suffixes), self.classes, width)
 
     def metrics(self, outputs: Mapping[str, Tensor]) -> dict[str, float]:
         return {"acc": accuracy(outputs["pred"], outputs["label"])}
@@ -67,7 +67,7 @@ class VisualReasoning(LabelTask):
     classes = NLVR_CLASSES
     records = "nlvr"
     dataset_class = NLVRDataset
-    image_keys = (("image", "image_id"), ("image_b", "image_id_b"))
+    image_suffixes = ("", "_b")
 
     def logits(self, model: TaskModel, batch: Mapping[str, Tensor], visual: VisualOutput) -> Tensor:
         # one pass over both images (left ones first); the statement is fused with each

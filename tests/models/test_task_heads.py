@@ -86,9 +86,9 @@ def test_the_encode_hook_receives_every_image_of_the_example_with_its_index(tiny
     batch = task_batch("nlvr")
     seen = {}
 
-    def encode(images, ids):
-        seen["images"], seen["ids"] = images, ids
-        return model.backbone.encode_image(images)
+    def encode(inputs):
+        seen["images"], seen["ids"] = inputs.image, inputs.ids
+        return model.backbone.encode_image(inputs.image)
 
     with torch.no_grad():
         hooked = model(batch, encode)[0]

@@ -35,4 +35,4 @@ def test_the_limit_keeps_examples_of_the_first_images(tiny_config):
 
 def test_the_classes_and_images_of_each_task():
     assert VisualEntailment.classes == VE_CLASSES == 3 and VisualReasoning.classes == 2
-    assert VisualReasoning.image_keys == (("image", "image_id"), ("image_b", "image_id_b"))
+    assert VisualReasoning.image_suffixes == ("", "_b")
