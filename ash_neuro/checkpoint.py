@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,14 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     with replace_atomically(path) as temporary, open(temporary, "wb") as handle:
         torch.save(payload, handle)
     return path
+
+
+def nonfinite_entry(weights: Mapping[str, Any]) -> str | None:
+    """The first name of a floating-point tensor in `weights` holding NaN or inf, or None."""
+    for name, value in weights.items():
+        if torch.is_tensor(value) and value.is_floating_point() and not value.isfinite().all():
+            return name
+    return None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -59,5 +68,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(
             f"{path} has checkpoint version {state.get('version')}, this ash-neuro reads "
             f"version {VERSION}; re-train or use the matching ash-neuro release"
+        )
+    bad = nonfinite_entry(state.get("model", {})) if isinstance(state.get("model"), dict) else None
+    if bad is not None:
+        raise CheckpointError(
+            f"{path} holds non-finite weights ({bad}); it cannot be used: train again from an "
+            "earlier checkpoint with a lower train.lr"
         )
     return state

@@ -20,6 +20,38 @@ import yaml
 from ash_neuro.errors import ConfigError
 
 
+class OutOfRange(ConfigError):
+    """A config value outside its allowed range; `_build` adds the section to `key`."""
+
+    def __init__(self, key: str, value: Any, allowed: str) -> None:
+        self.key, self.value, self.allowed = key, value, allowed
+        super().__init__(f"{key}={value!r} is out of range; allowed: {allowed}")
+
+
+def _ranges(obj: Any, **rules: str) -> None:
+    """Check fields of `obj` against rules ">= 1", "> 0", "[0.001, 0.5]", "(0, 1)", "(0, 1]";
+    list fields check each item. Raises `OutOfRange` naming the first field that breaks one."""
+    for name, rule in rules.items():
+        value = getattr(obj, name)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict):
+                for key, entry in item.items():
+                    if not _within(entry, rule):
+                        raise OutOfRange(f"{name}.{key}", entry, rule)
+            elif not _within(item, rule):
+                raise OutOfRange(name, value, rule)
+
+
+def _within(value: float, rule: str) -> bool:
+    if rule.startswith((">=", ">")):
+        bound = float(rule.lstrip(">= "))
+        return value >= bound if rule.startswith(">=") else value > bound
+    lo, hi = (float(x) for x in rule[1:-1].split(","))
+    above = value >= lo if rule[0] == "[" else value > lo
+    below = value <= hi if rule[-1] == "]" else value < hi
+    return above and below and value == value  # NaN is in no range
+
+
 @dataclass
 class WorldConfig:
     """The procedural vision-language world (the embedded default data set)."""
@@ -41,6 +73,23 @@ class WorldConfig:
     vocab_size: int = 600
     workers: int = 2
 
+    def __post_init__(self) -> None:
+        _ranges(
+            self,
+            image_size=">= 8",
+            n_train=">= 1",
+            n_val=">= 1",
+            n_test=">= 1",
+            n_compositional=">= 0",
+            captions_per_image=">= 1",
+            questions_per_image=">= 1",
+            hypotheses_per_image=">= 1",
+            refexps_per_image=">= 1",
+            nlvr_per_pair=">= 1",
+            vocab_size=">= 16",
+            workers=">= 1",
+        )
+
 
 @dataclass
 class VisualConfig:
@@ -53,6 +102,9 @@ class VisualConfig:
     depth: int = 2
     heads: int = 4
     mlp_ratio: float = 2.0
+
+    def __post_init__(self) -> None:
+        _ranges(self, patch_size=">= 1", dim=">= 1", depth=">= 1", heads=">= 1", mlp_ratio="> 0")
 
 
 @dataclass
@@ -72,6 +124,19 @@ class SpikingConfig:
     surrogate_alpha: float = 100.0
     input_gain: float = 10.0
 
+    def __post_init__(self) -> None:
+        _ranges(
+            self,
+            time_steps=">= 1",
+            hidden_dims=">= 1",
+            out_dim=">= 1",
+            tau_mem_inv="> 0",
+            v_th="> 0",
+            dt="> 0",
+            surrogate_alpha="> 0",
+            input_gain="> 0",
+        )
+
 
 @dataclass
 class TextConfig:
@@ -83,6 +148,10 @@ class TextConfig:
     depth: int = 2
     heads: int = 4
     max_len: int = 32
+
+    def __post_init__(self) -> None:
+        # [CLS] and [SEP] take two positions of max_len
+        _ranges(self, dim=">= 1", depth=">= 1", heads=">= 1", max_len=">= 3")
 
 
 @dataclass
@@ -101,6 +170,9 @@ class FusionConfig:
     depth: int = 2
     heads: int = 4
 
+    def __post_init__(self) -> None:
+        _ranges(self, depth=">= 1", heads=">= 1")
+
 
 @dataclass
 class ModelConfig:
@@ -110,6 +182,9 @@ class ModelConfig:
     text: TextConfig = field(default_factory=TextConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
+
+    def __post_init__(self) -> None:
+        _ranges(self, embed_dim=">= 1")
 
 
 def default_loss_weights() -> dict[str, float]:
@@ -136,6 +211,17 @@ class LossConfig:
     hard_negatives: int = 4
     target_rate: float = 0.1
 
+    def __post_init__(self) -> None:
+        _ranges(
+            self,
+            weights=">= 0",
+            temperature="[0.001, 0.5]",  # ALBEF's clamp of the learnable temperature
+            mask_prob="(0, 1]",
+            hard_negative_weight="> 0",
+            hard_negatives=">= 0",
+            target_rate="(0, 1)",
+        )
+
 
 @dataclass
 class TrainConfig:
@@ -153,6 +239,26 @@ class TrainConfig:
     ckpt_every: int = 100
     eval_limit: int = 1000
     threads: int = 0
+    # a non-finite gradient from a finite loss: stop the run (the last checkpoint is good), or
+    # skip that step's update and count it (`grad/skipped_steps` in the log)
+    nonfinite_grad: Literal["stop", "skip"] = "stop"
+
+    def __post_init__(self) -> None:
+        _ranges(
+            self,
+            epochs=">= 1",
+            max_steps=">= 0",
+            batch_size=">= 1",
+            lr=">= 0",  # 0: a run that changes nothing (a check of the loop)
+            weight_decay=">= 0",
+            warmup_steps=">= 0",
+            grad_clip=">= 0",
+            num_workers=">= 0",
+            log_every=">= 1",
+            ckpt_every=">= 1",
+            eval_limit=">= 0",
+            threads=">= 0",
+        )
 
 
 @dataclass
@@ -165,6 +271,9 @@ class FinetuneConfig:
     head_lr_scale: float = 10.0
     # retrieval: re-rank each query's top-k ITC candidates by the ITM score (0: ITC only)
     itm_rerank_k: int = 0
+
+    def __post_init__(self) -> None:
+        _ranges(self, head_lr_scale="> 0", itm_rerank_k=">= 0")
 
 
 @dataclass
@@ -287,7 +396,11 @@ def _build(cls: type, data: dict, prefix: str) -> Any:
         if typing.get_origin(hints[key]) is dict and isinstance(kwargs[key], dict):
             # a mapping is merged over its defaults (a loss weight override keeps the others)
             kwargs[key] = {**fields[key].default_factory(), **kwargs[key]}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except OutOfRange as exc:
+        key = f"{prefix}.{exc.key}" if prefix else exc.key
+        raise ConfigError(f"{key}={exc.value!r} is out of range; allowed: {exc.allowed}") from None
 
 
 def _deep_merge(base: dict, update: dict) -> dict:
@@ -376,11 +489,5 @@ def _check_consistency(cfg: Config) -> None:
     ):
         if dim % heads:
             raise ConfigError(f"{key}.heads={heads} must divide the width {dim}")
-    if cfg.model.spiking.time_steps < 1:
-        raise ConfigError("model.spiking.time_steps must be at least 1")
     if not 1 <= cfg.world.min_objects <= cfg.world.max_objects <= 6:
         raise ConfigError("world.min_objects/max_objects must satisfy 1 <= min <= max <= 6")
-    if cfg.finetune.itm_rerank_k < 0 or cfg.finetune.head_lr_scale <= 0:
-        raise ConfigError(
-            "finetune.itm_rerank_k must be >= 0 (0: no re-ranking) and finetune.head_lr_scale > 0"
-        )

@@ -15,9 +15,10 @@ import argparse
 import json
 from pathlib import Path
 
+from ash_neuro.atomic import replace_atomically
 from ash_neuro.config import parse_overrides
 from ash_neuro.data.sources import configured_source, data_identity, locate_data
-from ash_neuro.errors import cli_entry
+from ash_neuro.errors import AshError, cli_entry
 from ash_neuro.loop import run_overrides
 from ash_neuro.models.factory import load_model
 from ash_neuro.runtime import configure_threads, resolve_device
@@ -32,6 +33,8 @@ def evaluate_checkpoint(
 ) -> dict:
     """The report: checkpoint, task, split, model kind, data, metrics and the trivial
     baseline."""
+    if limit < 0:
+        raise AshError(f"--limit must be 0 (every image) or a positive number, got {limit}")
     overrides = list(overrides or [])
     loaded = load_model(ckpt_path, task, overrides=overrides)
     cfg = locate_data(loaded.cfg, loaded.data, parse_overrides(overrides))
@@ -84,8 +87,9 @@ def write_report(report: dict, out: Path) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"eval_{report['task']}_{report['split']}"
     json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
-    json_path.write_text(json.dumps(report, indent=2) + "\n")
-    md_path.write_text(markdown(report))
+    for path, text in ((md_path, markdown(report)), (json_path, json.dumps(report, indent=2))):
+        with replace_atomically(path) as tmp:
+            tmp.write_text(text + ("" if text.endswith("\n") else "\n"))
     return json_path, md_path
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ash_neuro.config import Config, load_config, parse_overrides
 from ash_neuro.data.datasets import Collator
-from ash_neuro.data.sources import configured_source, data_identity, locate_data
+from ash_neuro.data.sources import check_world, configured_source, data_identity, locate_data
 from ash_neuro.errors import ConfigError, cli_entry
 from ash_neuro.loop import add_run_arguments, fit, resolve_resume, run_overrides, setup_run
 from ash_neuro.models.factory import (
@@ -54,9 +54,11 @@ def finetune(cfg: Config, out: Path, init: Path, resume: bool = False, loaded=No
     """Fine-tune `init`'s backbone on `cfg.finetune.task`, checkpointing into `out`; returns
     the final validation metrics. `loaded`: `init` already read by `load_model`."""
     check_components(cfg)
+    check_world(cfg)
+    data = data_identity(cfg)
     task = TASKS.get(cfg.finetune.task)(cfg)
     device, dist = setup_run(cfg, out)
-    state = resolve_resume(out, resume, cfg, FINETUNE, sections=("model", "finetune.task"))
+    state = resolve_resume(out, resume, cfg, FINETUNE, data)
     loaded = loaded or load_model(init, task="retrieval")
     tokenizer = loaded.tokenizer
     dataset = task.dataset(configured_source(cfg, "train"), "train", tokenizer)

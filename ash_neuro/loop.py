@@ -25,9 +25,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ash_neuro.checkpoint import load_checkpoint, save_checkpoint
+from ash_neuro.atomic import replace_atomically
+from ash_neuro.checkpoint import load_checkpoint, nonfinite_entry, save_checkpoint
 from ash_neuro.config import Config, config_from_dict, config_to_dict
 from ash_neuro.data.sampler import EpochShardSampler
+from ash_neuro.data.sources import DataIdentity
 from ash_neuro.errors import AshError, CheckpointError, TrainingDiverged
 from ash_neuro.runtime import (
     DistInfo,
@@ -63,17 +65,31 @@ class Progress:
     step: int = 0
     epoch: int = 0
     step_in_epoch: int = 0
+    skipped: int = 0  # steps whose non-finite gradient was skipped (train.nonfinite_grad)
 
 
 class RunLogger:
-    """JSONL metrics (and TensorBoard when installed), written by rank 0 only."""
+    """JSONL metrics (and TensorBoard when installed), written by rank 0 only.
 
-    def __init__(self, out: Path, enabled: bool) -> None:
+    `resumed_at`: the step of the checkpoint a run resumes from; the log is cut back to what
+    that checkpoint had seen (training records up to it, validations before it: a validation at
+    that very step runs again), so a resumed run's log has each step once.
+    """
+
+    def __init__(self, out: Path, enabled: bool, resumed_at: int | None = None) -> None:
         self.enabled = enabled
         self.tensorboard = None
         if not enabled:
             return
         self.path = out / "metrics.jsonl"
+        if resumed_at is not None and self.path.is_file():
+            kept = [
+                line
+                for line in self.path.read_text().splitlines()
+                if _kept_on_resume(line, resumed_at)
+            ]
+            with replace_atomically(self.path) as tmp:
+                tmp.write_text("".join(f"{line}\n" for line in kept))
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -90,6 +106,15 @@ class RunLogger:
             for key, value in record.items():
                 if isinstance(value, int | float) and key != "step":
                     self.tensorboard.add_scalar(key, value, record["step"])
+
+
+def _kept_on_resume(line: str, step: int) -> bool:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return False  # a line cut by the kill
+    validation = any(key.startswith("val/") for key in record)
+    return record.get("step", 0) < step or (record.get("step") == step and not validation)
 
 
 def build_optimizer(
@@ -137,6 +162,26 @@ def build_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+# What may change between a run and its --resume: how long it runs and how it is executed and
+# logged, not what a step computes (the data's identity is checked by fingerprint instead of
+# its path).
+RESUMABLE_CHANGES = (
+    "train.epochs",
+    "train.max_steps",
+    "train.device",
+    "train.num_workers",
+    "train.threads",
+    "train.log_every",
+    "train.ckpt_every",
+    "train.eval_limit",
+    "world.path",
+    "world.workers",
+    "data.root",
+    "data.on_error",
+    "data.check_images",
+)
+
+
 def config_differences(a: dict, b: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
     """(dotted key, value in a, value in b) wherever two config dicts differ."""
     found = []
@@ -149,18 +194,12 @@ def config_differences(a: dict, b: dict, prefix: str = "") -> list[tuple[str, An
     return found
 
 
-def config_section(data: dict, key: str):
-    """The value at a dotted key of a config dict ("model", "finetune.task")."""
-    for part in key.split("."):
-        data = data[part]
-    return data
-
-
 def resolve_resume(
-    out: Path, resume: bool, cfg: Config, kind: str, sections: Sequence[str] = ("model",)
+    out: Path, resume: bool, cfg: Config, kind: str, data: DataIdentity
 ) -> dict | None:
     """The checkpoint to continue from, after checking it is of this run's `kind` (pretrain,
-    finetune) and belongs to its config (the config `sections`, dotted keys, must match)."""
+    finetune), was trained on the same data (fingerprint) and with the same config but for
+    `RESUMABLE_CHANGES`; anything else is a one-line CheckpointError listing what differs."""
     ckpt_path = out / "ckpt.pt"
     if not resume or not ckpt_path.exists():
         return None
@@ -171,15 +210,19 @@ def resolve_resume(
             "choose another --out"
         )
     saved, current = config_to_dict(config_from_dict(state["config"])), config_to_dict(cfg)
-    differ = config_differences(
-        {s: config_section(saved, s) for s in sections},
-        {s: config_section(current, s) for s in sections},
-    )
+    differ = [
+        f"{key}: checkpoint {left!r}, this run {right!r}"
+        for key, left, right in config_differences(saved, current)
+        if key not in RESUMABLE_CHANGES
+    ]
+    fingerprint = state["data"]["fingerprint"]
+    if fingerprint != data.fingerprint:
+        differ.insert(0, f"data: checkpoint {fingerprint}, this run {data.fingerprint}")
     if differ:
         raise CheckpointError(
-            f"{ckpt_path} was trained with a different config "
-            f"({', '.join(key for key, _, _ in differ[:4])}); "
-            "resume with the same --config/overrides or choose another --out"
+            f"{ckpt_path} was trained with another config ({'; '.join(differ[:3])}); resume "
+            f"with the same config (only {', '.join(RESUMABLE_CHANGES)} may change) or choose "
+            "another --out"
         )
     return state
 
@@ -269,13 +312,19 @@ def fit(
         if dist.is_main:
             print(f"resuming from {ckpt_path} at step {progress.step}/{total_steps}")
 
-    logger = RunLogger(out, dist.is_main)
+    logger = RunLogger(out, dist.is_main, resumed_at=progress.step if state else None)
     if dist.is_main:
         (out / "config.json").write_text(json.dumps(config_to_dict(cfg), indent=2))
 
     def checkpoint(metrics: dict) -> None:
         if not dist.is_main:
             return
+        bad = nonfinite_entry(model.state_dict())
+        if bad is not None:  # never replace the last good checkpoint with broken weights
+            raise TrainingDiverged(
+                f"weight {bad} became non-finite by step {progress.step}; the last good "
+                f"checkpoint {ckpt_path} is kept: lower train.lr, then rerun with --resume"
+            )
         save_checkpoint(
             {
                 **description,
@@ -331,9 +380,20 @@ def fit(
                 )
             optimizer.zero_grad(set_to_none=True)
             total.backward()
-            if train_cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
-            optimizer.step()
+            # the gradient norm, clipped in place when train.grad_clip > 0 (else inf: no clip)
+            norm = torch.nn.utils.clip_grad_norm_(
+                model.parameters(), train_cfg.grad_clip or float("inf")
+            )
+            if torch.isfinite(norm):
+                optimizer.step()
+            elif train_cfg.nonfinite_grad == "stop":
+                raise TrainingDiverged(
+                    f"the gradient became {float(norm)} at step {progress.step + 1} (loss "
+                    f"{float(total.detach()):.4f}); the last good checkpoint {ckpt_path} is "
+                    "kept: lower train.lr, set train.nonfinite_grad=skip, or rerun with --resume"
+                )
+            else:
+                progress.skipped += 1  # this step's update is dropped; the schedule goes on
             scheduler.step()
             progress.step += 1
             progress.step_in_epoch += 1
@@ -348,6 +408,7 @@ def fit(
                     **{f"loss/{k}": float(v.detach()) for k, v in losses.items()},
                     **{f"spike_rate/{k}": float(v) for k, v in rates.items()},
                     "samples_per_s": seen * dist.world_size / max(elapsed, 1e-9),
+                    **({"grad/skipped_steps": progress.skipped} if progress.skipped else {}),
                 }
                 logger.log(record)
                 bar.set_postfix(

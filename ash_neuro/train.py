@@ -17,7 +17,7 @@ import torch
 
 from ash_neuro.config import Config, load_config
 from ash_neuro.data.datasets import CaptionDataset, Collator, retrieval_split
-from ash_neuro.data.sources import configured_source, data_identity
+from ash_neuro.data.sources import check_world, configured_source, data_identity
 from ash_neuro.data.tokenizer import load_tokenizer, tokenizer_path_for
 from ash_neuro.errors import cli_entry
 from ash_neuro.loop import add_run_arguments, fit, resolve_resume, run_overrides, setup_run
@@ -47,8 +47,10 @@ def train(cfg: Config, out: Path, resume: bool = False) -> dict:
     """Pre-train per `cfg` on the world, checkpointing into `out`; returns the final
     validation metrics."""
     check_components(cfg)
+    check_world(cfg)
+    data = data_identity(cfg)
     device, dist = setup_run(cfg, out)
-    state = resolve_resume(out, resume, cfg, PRETRAIN)
+    state = resolve_resume(out, resume, cfg, PRETRAIN, data)
     source = configured_source(cfg, "train")
     tokenizer = load_tokenizer(tokenizer_path_for(cfg.world.path))
     dataset = CaptionDataset(source, "train", tokenizer, cfg.model.text.max_len, caption="random")
@@ -67,7 +69,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> dict:
         state=state,
         validate=lambda: evaluate(model, cfg, tokenizer, device, "val"),
         headline=Retrieval.headline,
-        description=describe_checkpoint(PRETRAIN, cfg, tokenizer, data_identity(cfg)),
+        description=describe_checkpoint(PRETRAIN, cfg, tokenizer, data),
     )
 
 

@@ -65,3 +65,15 @@ def test_the_format_markers_are_written_and_checked(tmp_path):
         f"{path} has checkpoint version 1, this ash-neuro reads version 2; re-train or use the "
         "matching ash-neuro release"
     )
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_checkpoint_with_nonfinite_weights_is_refused(tmp_path, bad):
+    weights = {
+        "a.weight": torch.ones(2),
+        "b.bias": torch.tensor([0.0, bad]),
+        "steps": torch.ones(1, dtype=torch.long),
+    }
+    path = save_checkpoint({"model": weights}, tmp_path / "ckpt.pt")
+    with pytest.raises(CheckpointError, match=r"holds non-finite weights \(b.bias\); it cannot"):
+        load_checkpoint(path)

@@ -13,6 +13,7 @@ from ash_neuro.config import (
     override_config,
 )
 from ash_neuro.errors import ConfigError
+from tests.conftest import ROOT
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -164,3 +165,37 @@ def test_a_retired_key_in_a_file_is_refused_too(tmp_path):
     # a key that was never a config key stays "unknown"
     with pytest.raises(ConfigError, match="unknown config key 'loss.hybrid'"):
         load_config(CONFIGS / "default.yaml", ["loss.hybrid=1"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.batch_size=0", "train.batch_size=0 is out of range; allowed: >= 1"),
+        ("train.log_every=0", "train.log_every=0 is out of range; allowed: >= 1"),
+        ("train.ckpt_every=0", "train.ckpt_every=0 is out of range; allowed: >= 1"),
+        ("train.lr=-1", "train.lr=-1.0 is out of range; allowed: >= 0"),
+        ("train.lr=.nan", "train.lr=nan is out of range; allowed: >= 0"),
+        ("train.epochs=0", "train.epochs=0 is out of range; allowed: >= 1"),
+        ("model.spiking.dt=0", "model.spiking.dt=0.0 is out of range; allowed: > 0"),
+        ("model.spiking.hidden_dims=[8,0]", "model.spiking.hidden_dims=[8, 0] is out of range"),
+        ("loss.temperature=0.6", "loss.temperature=0.6 is out of range; allowed: [0.001, 0.5]"),
+        ("loss.temperature=0.0005", "loss.temperature=0.0005 is out of range"),
+        ("loss.mask_prob=0", "loss.mask_prob=0.0 is out of range; allowed: (0, 1]"),
+        ("loss.target_rate=1", "loss.target_rate=1.0 is out of range; allowed: (0, 1)"),
+        ("loss.weights.stua=-0.5", "loss.weights.stua=-0.5 is out of range; allowed: >= 0"),
+        ("model.text.max_len=2", "model.text.max_len=2 is out of range; allowed: >= 3"),
+        ("finetune.head_lr_scale=0", "finetune.head_lr_scale=0.0 is out of range; allowed: > 0"),
+    ],
+)
+def test_values_out_of_range_are_one_line_errors_naming_key_value_and_range(override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(ROOT / "configs" / "default.yaml", [override])
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["loss.temperature=0.5", "loss.temperature=0.001", "loss.mask_prob=1", "train.max_steps=0"],
+)
+def test_values_on_the_edge_of_their_range_load(override):
+    load_config(ROOT / "configs" / "default.yaml", [override])

@@ -113,7 +113,9 @@ def test_model_overrides_are_refused(tiny_world, pretrained):
 
 def test_resume_with_another_task_is_refused(tiny_world, pretrained, tmp_path):
     finetune_module.finetune(finetune_config(tiny_world, pretrained, "ve"), tmp_path, pretrained)
-    with pytest.raises(CheckpointError, match=r"different config \(finetune.task\)"):
+    with pytest.raises(
+        CheckpointError, match=r"another config \(finetune.task: checkpoint .ve., this run .nlvr.\)"
+    ):
         finetune_module.finetune(
             finetune_config(tiny_world, pretrained, "nlvr"), tmp_path, pretrained, resume=True
         )
@@ -252,10 +254,19 @@ def test_finetune_cli_bad_input_is_one_line(args, message, tiny_world, pretraine
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_evaluate_cli_unknown_task_is_one_line(pretrained):
-    result = run_cli("ash_neuro.evaluate", str(pretrained), "--task", "captioning")
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--task", "captioning"], "finetune.task: unknown task 'captioning'"),
+        (["--limit", "-1"], "--limit must be 0 (every image) or a positive number, got -1"),
+        (["model.visual.depth=3"], "overrides may not change the network"),
+        (["model.visual.depth=x"], "model.visual.depth: expected int, got str 'x'"),
+    ],
+)
+def test_evaluate_cli_bad_input_is_one_line(pretrained, args, message):
+    result = run_cli("ash_neuro.evaluate", str(pretrained), *args)
     assert result.returncode == 2
-    assert "finetune.task: unknown task 'captioning'" in result.stderr
+    assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 

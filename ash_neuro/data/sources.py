@@ -21,7 +21,7 @@ from pathlib import Path
 from ash_neuro.config import Config
 from ash_neuro.data.readers import open_dataset_source
 from ash_neuro.data.records import Source
-from ash_neuro.data.world_file import read_world_info
+from ash_neuro.data.world_file import check_complete, content_config, read_world_info
 from ash_neuro.errors import AshError
 
 _SOURCES: dict[tuple, Source] = {}
@@ -64,18 +64,41 @@ def data_identity(cfg: Config) -> DataIdentity:
     return DataIdentity(cfg.data.kind, options["root"], _digest(options))
 
 
+def _existing_world(cfg: Config) -> Path:
+    location = data_location(cfg)
+    if not location.is_file():
+        raise AshError(
+            f"world file {location} not found; generate it with "
+            f"`python -m ash_neuro.data.generate --out {location}` (or `make world`)"
+        )
+    return location
+
+
+def check_world(cfg: Config) -> None:
+    """When `cfg` reads the world: the file was generated from `cfg.world` (its content
+    options), so that a run never trains on another world than its config describes, and no
+    split of it is truncated; else a one-line error naming the first problem."""
+    if cfg.data.kind != "world":
+        return
+    location = _existing_world(cfg)
+    stored, wanted = read_world_info(location).world_config, content_config(cfg.world)
+    for key in sorted(set(stored) | set(wanted)):
+        if stored.get(key) != wanted.get(key):
+            raise AshError(
+                f"world file {location} was generated with world.{key}={stored.get(key)!r}, "
+                f"this config says {wanted.get(key)!r}; regenerate it (`python -m "
+                f"ash_neuro.data.generate --force` with this config) or use its config"
+            )
+    check_complete(location)
+
+
 def configured_source(cfg: Config, split: str) -> Source:
     """One split of the configured data (`data:`): the world file, or a real data set read in
     its own format; opened once per process, with the reader's summary printed."""
     d = cfg.data
     key = (dataclasses.astuple(d), cfg.world.path, cfg.world.image_size, split)
     if key not in _SOURCES:
-        location = data_location(cfg)
-        if d.kind == "world" and not location.is_file():
-            raise AshError(
-                f"world file {location} not found; generate it with "
-                f"`python -m ash_neuro.data.generate --out {location}` (or `make world`)"
-            )
+        location = _existing_world(cfg) if d.kind == "world" else data_location(cfg)
         options = dict(
             annotations=d.annotations,
             images=d.images,

@@ -245,6 +245,33 @@ def read_world_info(path: str | Path) -> WorldInfo:
         raise WorldFileError(f"{path} is not a readable world file ({exc})") from None
 
 
+def check_complete(path: str | Path) -> None:
+    """Every split of the world file at `path` is complete (`_check_complete`)."""
+    with h5py.File(path, "r") as f:
+        for split in scene.SPLITS:
+            _check_complete(Path(path), f[split], int(f[split].attrs["n_images"]))
+
+
+def _check_complete(path: Path, group: h5py.Group, n_images: int) -> None:
+    """Every per-image array holds `n_images` rows and every table's columns are equally
+    long; a truncated or half-written file is a one-line error here, not a crash at the first
+    validation."""
+    for name in ("images", "instance_map", "class_map"):
+        if name not in group or group[name].shape[0] != n_images:
+            rows = group[name].shape[0] if name in group else 0
+            raise WorldFileError(
+                f"{path}: {group.name}/{name} holds {rows} of {n_images} images; the file is "
+                "truncated: regenerate it with `python -m ash_neuro.data.generate --force`"
+            )
+    for table, columns in TABLES.items():
+        lengths = {group[table][col].shape[0] for col in columns if col in group.get(table, {})}
+        if table not in group or len(lengths) != 1 or len(group[table]) != len(columns):
+            raise WorldFileError(
+                f"{path}: table {group.name}/{table} is incomplete; the file is truncated: "
+                "regenerate it with `python -m ash_neuro.data.generate --force`"
+            )
+
+
 class WorldSource:
     """One split of a world file as a `records.Source`.
 
@@ -261,6 +288,7 @@ class WorldSource:
             vocab = json.loads(f.attrs["vocabularies"])
             self.n_images = int(f[split].attrs["n_images"])
             self.image_size = int(f[split]["images"].shape[1])
+            _check_complete(self.path, f[split], self.n_images)
         self.answers: tuple[str, ...] = tuple(vocab["answers"])
         self.vqa_families: tuple[str, ...] = tuple(vocab["vqa_families"])
         self.vocabularies = vocab

@@ -99,7 +99,7 @@ class Task:
         raise NotImplementedError
 
     def logits(self, model: TaskModel, batch: Mapping[str, Tensor], visual: VisualOutput) -> Tensor:
-        """Head outputs for a batch whose images (`image_suffixes` order) are encoded in `visual`."""
+        """Head outputs for a batch whose images (`image_suffixes` order) are in `visual`."""
         text = model.backbone.encode_text(batch["text_ids"], batch["text_mask"])
         cls = model.backbone.fuse(text.hidden, batch["text_mask"], visual.tokens)[:, 0]
         return model.head(cls)
