@@ -20,7 +20,7 @@ from ash_neuro.config import Config, load_config, parse_overrides
 from ash_neuro.data.datasets import Collator
 from ash_neuro.data.sources import check_world, configured_source, data_identity, locate_data
 from ash_neuro.errors import ConfigError, cli_entry
-from ash_neuro.loop import add_run_arguments, fit, resolve_resume, run_overrides, setup_run
+from ash_neuro.loop import add_run_arguments, fit, resolve_resume, run_overrides, run_session
 from ash_neuro.models.factory import (
     FINETUNE,
     build_task_model,
@@ -29,6 +29,7 @@ from ash_neuro.models.factory import (
     load_model,
 )
 from ash_neuro.registry import TASKS
+from ash_neuro.runtime import is_main_process
 from ash_neuro.tasks.base import TaskObjective
 
 DEFAULT_OUT = "runs/finetune/<task>"
@@ -57,42 +58,44 @@ def finetune(cfg: Config, out: Path, init: Path, resume: bool = False, loaded=No
     check_world(cfg)
     data = data_identity(cfg)
     task = TASKS.get(cfg.finetune.task)(cfg)
-    device, dist = setup_run(cfg, out)
-    state = resolve_resume(out, resume, cfg, FINETUNE, data)
-    loaded = loaded or load_model(init, task="retrieval")
-    tokenizer = loaded.tokenizer
-    dataset = task.dataset(configured_source(cfg, "train"), "train", tokenizer)
-    answers = task.answers(dataset)
-    model = build_task_model(cfg, len(tokenizer), tokenizer.pad_token_id, answers)
-    if state is None:
-        model.backbone.load_state_dict(loaded.backbone.state_dict())
-    model.to(device)
-    return fit(
-        name=f"finetune {task.name}",
-        cfg=cfg,
-        out=out,
-        device=device,
-        dist=dist,
-        model=model,
-        objective=TaskObjective(model, tokenizer),
-        dataset=dataset,
-        collate_fn=Collator(tokenizer, cfg.model.text.max_len),
-        state=state,
-        validate=lambda: task.evaluate(
-            model,
-            configured_source(cfg, "val"),
-            "val",
-            tokenizer,
-            device,
-            cfg.train.eval_limit,
-        ),
-        headline=task.headline,
-        description={
-            **describe_checkpoint(FINETUNE, cfg, tokenizer, data_identity(cfg), task.name, answers),
-            "init": str(init),
-        },
-        lr_scales={"head.": cfg.finetune.head_lr_scale},
-    )
+    with run_session(cfg, out) as (device, dist):
+        state = resolve_resume(out, resume, cfg, FINETUNE, data)
+        loaded = loaded or load_model(init, task="retrieval")
+        tokenizer = loaded.tokenizer
+        dataset = task.dataset(configured_source(cfg, "train"), "train", tokenizer)
+        answers = task.answers(dataset)
+        model = build_task_model(cfg, len(tokenizer), tokenizer.pad_token_id, answers)
+        if state is None:
+            model.backbone.load_state_dict(loaded.backbone.state_dict())
+        model.to(device)
+        return fit(
+            name=f"finetune {task.name}",
+            cfg=cfg,
+            out=out,
+            device=device,
+            dist=dist,
+            model=model,
+            objective=TaskObjective(model, tokenizer),
+            dataset=dataset,
+            collate_fn=Collator(tokenizer, cfg.model.text.max_len),
+            state=state,
+            validate=lambda: task.evaluate(
+                model,
+                configured_source(cfg, "val"),
+                "val",
+                tokenizer,
+                device,
+                cfg.train.eval_limit,
+            ),
+            headline=task.headline,
+            description={
+                **describe_checkpoint(
+                    FINETUNE, cfg, tokenizer, data_identity(cfg), task.name, answers
+                ),
+                "init": str(init),
+            },
+            lr_scales={"head.": cfg.finetune.head_lr_scale},
+        )
 
 
 @cli_entry
@@ -110,7 +113,8 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out.replace("<task>", cfg.finetune.task))
     start = time.perf_counter()
     metrics = finetune(cfg, out, init, resume=args.resume, loaded=loaded)
-    print(f"done in {time.perf_counter() - start:.0f} s; checkpoint: {out / 'ckpt.pt'}")
+    if is_main_process():
+        print(f"done in {time.perf_counter() - start:.0f} s; checkpoint: {out / 'ckpt.pt'}")
     return metrics
 
 

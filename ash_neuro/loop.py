@@ -15,7 +15,8 @@ import argparse
 import json
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,10 @@ from ash_neuro.data.sources import DataIdentity
 from ash_neuro.errors import AshError, CheckpointError, TrainingDiverged
 from ash_neuro.runtime import (
     DistInfo,
+    all_ranks_agree,
     configure_threads,
-    init_distributed,
-    resolve_device,
+    distributed_session,
+    gather_objects,
     rng_state,
     seed_everything,
     set_rng_state,
@@ -66,6 +68,7 @@ class Progress:
     epoch: int = 0
     step_in_epoch: int = 0
     skipped: int = 0  # steps whose non-finite gradient was skipped (train.nonfinite_grad)
+    world_size: int = 1  # processes of the run (a resume must keep it)
 
 
 class RunLogger:
@@ -227,16 +230,15 @@ def resolve_resume(
     return state
 
 
-def setup_run(cfg: Config, out: Path) -> tuple[torch.device, DistInfo]:
-    """Device, process group (under torchrun), threads, run folder and seeds."""
-    device = resolve_device(cfg.train.device)
-    dist = init_distributed(device)
-    if dist.enabled and device.type == "cuda":
-        device = torch.device("cuda", dist.local_rank)
-    configure_threads(cfg.train.threads)
-    out.mkdir(parents=True, exist_ok=True)
-    seed_everything(cfg.train.seed + dist.rank)
-    return device, dist
+@contextmanager
+def run_session(cfg: Config, out: Path) -> Iterator[tuple[torch.device, DistInfo]]:
+    """Device, process group (under torchrun; left on every exit path), threads, run folder and
+    seeds (`train.seed + rank`: each rank draws its own masks, negatives and views)."""
+    with distributed_session(cfg.train.device) as (device, dist):
+        configure_threads(cfg.train.threads)
+        out.mkdir(parents=True, exist_ok=True)
+        seed_everything(cfg.train.seed + dist.rank)
+        yield device, dist
 
 
 def fit(
@@ -302,13 +304,20 @@ def fit(
     optimizer = build_optimizer(model, cfg, lr_scales)
     scheduler = build_scheduler(optimizer, train_cfg.warmup_steps, total_steps)
 
-    progress = Progress()
+    progress = Progress(world_size=dist.world_size)
     if state is not None:
+        progress = Progress(**state["progress"])
+        if progress.world_size != dist.world_size:
+            # each rank's data offset and random draws belong to the process count that made them
+            raise CheckpointError(
+                f"{ckpt_path} was trained by {progress.world_size} process(es), this run has "
+                f"{dist.world_size}; resume with torchrun --nproc_per_node "
+                f"{progress.world_size} (or start a new --out)"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        progress = Progress(**state["progress"])
-        set_rng_state(state["rng"])
+        set_rng_state(state["rng"][dist.rank], device)
         if dist.is_main:
             print(f"resuming from {ckpt_path} at step {progress.step}/{total_steps}")
 
@@ -317,6 +326,7 @@ def fit(
         (out / "config.json").write_text(json.dumps(config_to_dict(cfg), indent=2))
 
     def checkpoint(metrics: dict) -> None:
+        rng = gather_objects(rng_state(device), dist)  # every rank's own, saved by rank 0
         if not dist.is_main:
             return
         bad = nonfinite_entry(model.state_dict())
@@ -332,7 +342,7 @@ def fit(
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "progress": vars(progress).copy(),
-                "rng": rng_state(),
+                "rng": rng,
                 "metrics": metrics,
             },
             ckpt_path,
@@ -371,10 +381,18 @@ def fit(
             batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
             losses, rates = objective(batch)
             total = losses["total"]
-            if not torch.isfinite(total):
+            finite = bool(torch.isfinite(total))
+            if not all_ranks_agree(finite, dist, device):
+                if finite:  # every rank stops, not only the one whose loss broke
+                    raise TrainingDiverged(
+                        f"the loss of another process became non-finite at step "
+                        f"{progress.step + 1}; the last good checkpoint {ckpt_path} is kept"
+                    )
                 bad = {k: round(float(v.detach()), 4) for k, v in losses.items()}
+                where = f" on rank {dist.rank}" if dist.enabled else ""
                 raise TrainingDiverged(
-                    f"loss became {float(total.detach())} at step {progress.step + 1} ({bad}); "
+                    f"loss became {float(total.detach())}{where} at step {progress.step + 1} "
+                    f"({bad}); "
                     f"the last good checkpoint {ckpt_path} is kept: lower train.lr or raise "
                     "train.warmup_steps, then rerun with --resume"
                 )
@@ -428,6 +446,4 @@ def fit(
     if progress.step_in_epoch:  # the run ended mid-epoch (max_steps): validate once more
         metrics = run_validation()
     checkpoint(metrics)
-    if dist.enabled:
-        torch.distributed.destroy_process_group()
     return metrics

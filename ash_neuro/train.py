@@ -20,7 +20,7 @@ from ash_neuro.data.datasets import CaptionDataset, Collator, retrieval_split
 from ash_neuro.data.sources import check_world, configured_source, data_identity
 from ash_neuro.data.tokenizer import load_tokenizer, tokenizer_path_for
 from ash_neuro.errors import cli_entry
-from ash_neuro.loop import add_run_arguments, fit, resolve_resume, run_overrides, setup_run
+from ash_neuro.loop import add_run_arguments, fit, resolve_resume, run_overrides, run_session
 from ash_neuro.models.ash_net import ASHNet
 from ash_neuro.models.factory import (
     PRETRAIN,
@@ -30,6 +30,7 @@ from ash_neuro.models.factory import (
 )
 from ash_neuro.objective import PretrainingObjective
 from ash_neuro.retrieval import evaluate_retrieval
+from ash_neuro.runtime import is_main_process
 from ash_neuro.tasks.retrieval import Retrieval
 
 
@@ -49,28 +50,30 @@ def train(cfg: Config, out: Path, resume: bool = False) -> dict:
     check_components(cfg)
     check_world(cfg)
     data = data_identity(cfg)
-    device, dist = setup_run(cfg, out)
-    state = resolve_resume(out, resume, cfg, PRETRAIN, data)
-    source = configured_source(cfg, "train")
-    tokenizer = load_tokenizer(tokenizer_path_for(cfg.world.path))
-    dataset = CaptionDataset(source, "train", tokenizer, cfg.model.text.max_len, caption="random")
-    model = build_model(cfg, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
-    model.to(device)
-    return fit(
-        name="pretrain",
-        cfg=cfg,
-        out=out,
-        device=device,
-        dist=dist,
-        model=model,
-        objective=PretrainingObjective(model, cfg.loss, tokenizer),
-        dataset=dataset,
-        collate_fn=Collator(tokenizer, cfg.model.text.max_len),
-        state=state,
-        validate=lambda: evaluate(model, cfg, tokenizer, device, "val"),
-        headline=Retrieval.headline,
-        description=describe_checkpoint(PRETRAIN, cfg, tokenizer, data),
-    )
+    with run_session(cfg, out) as (device, dist):
+        state = resolve_resume(out, resume, cfg, PRETRAIN, data)
+        source = configured_source(cfg, "train")
+        tokenizer = load_tokenizer(tokenizer_path_for(cfg.world.path))
+        dataset = CaptionDataset(
+            source, "train", tokenizer, cfg.model.text.max_len, caption="random"
+        )
+        model = build_model(cfg, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+        model.to(device)
+        return fit(
+            name="pretrain",
+            cfg=cfg,
+            out=out,
+            device=device,
+            dist=dist,
+            model=model,
+            objective=PretrainingObjective(model, cfg.loss, tokenizer),
+            dataset=dataset,
+            collate_fn=Collator(tokenizer, cfg.model.text.max_len),
+            state=state,
+            validate=lambda: evaluate(model, cfg, tokenizer, device, "val"),
+            headline=Retrieval.headline,
+            description=describe_checkpoint(PRETRAIN, cfg, tokenizer, data),
+        )
 
 
 @cli_entry
@@ -82,7 +85,8 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     start = time.perf_counter()
     metrics = train(cfg, out, resume=args.resume)
-    print(f"done in {time.perf_counter() - start:.0f} s; checkpoint: {out / 'ckpt.pt'}")
+    if is_main_process():
+        print(f"done in {time.perf_counter() - start:.0f} s; checkpoint: {out / 'ckpt.pt'}")
     return metrics
 
 

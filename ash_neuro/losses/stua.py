@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING
 from torch import Tensor
 
 from ash_neuro.losses.base import Loss
-from ash_neuro.losses.targets import positive_mask, soft_cross_entropy
+from ash_neuro.losses.targets import (
+    distributed,
+    gather_batch,
+    gathered_positives,
+    positive_mask,
+    soft_cross_entropy,
+)
 from ash_neuro.registry import LOSSES
 
 if TYPE_CHECKING:
@@ -31,7 +37,12 @@ def stua_loss(
     image_ids: Tensor | None = None,
 ) -> Tensor:
     """Unit spike embeddings `(B, E)` vs unit text embeddings `(B, E)` (pair i matches);
-    no gradient reaches `text_embed`."""
+    no gradient reaches `text_embed`. Under torchrun the texts of every process are the
+    candidates (`targets.gather_batch`)."""
+    if distributed():
+        texts, _ = gather_batch(text_embed.detach())
+        own, every = gathered_positives(image_ids, len(spike_embed), spike_embed.device)
+        return soft_cross_entropy(spike_embed @ texts.T / temperature, own[:, None] == every)
     logits = spike_embed @ text_embed.detach().T / temperature
     return soft_cross_entropy(logits, positive_mask(len(logits), image_ids, logits.device))
 
