@@ -25,7 +25,6 @@ are all among those `limit`.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from dataclasses import dataclass
@@ -63,7 +62,8 @@ from ash_neuro.nir_export.contract import (
     sidecar_path,
 )
 from ash_neuro.runtime import resolve_device
-from hardware.runner import MODES, lava_python, overflow_lines, simulate_on_lava, write_inputs
+from hardware.quantisation_report import QuantisationReport
+from hardware.runner import MODES, lava_python, simulate_on_lava, write_inputs
 
 BATCH = 64  # images per PyTorch forward pass
 CHIP = "loihi2"  # the energy profile the report prices the run on (ash_neuro/energy_profiles)
@@ -191,13 +191,14 @@ def run_lava(
     Each token row is one Lava sample of T steps (every sample starts from rest, as the
     contract requires); Lava's node names map onto `names` in pipeline order (latency).
     fixed_pt quantises every chunk on all of `currents`, so that all run on the same integers,
-    and sums the current-overflow check over the chunks.
+    and adds up the chunks' quantisation reports (their current-overflow checks).
     """
     rows = currents.shape[1]
     stream = currents.permute(1, 0, 2).cpu().numpy()
     parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
     timing = {"build_s": 0.0, "run_s": 0.0, "wall_s": 0.0, "steps": 0.0}
-    latency, quantisation, overflow = {}, None, {}
+    latency: dict[str, int] = {}
+    quantisation: QuantisationReport | None = None
     step = chunk * rows_per_image
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ash-deploy-") as tmp:
@@ -221,26 +222,12 @@ def run_lava(
                 latency[name] = result.latency[node]
             for key, attr in (("build_s", "build_s"), ("run_s", "run_s"), ("steps", "steps_run")):
                 timing[key] += float(result.attrs[attr])
-            quantisation = result.attrs.get("quantisation", quantisation)
-            add_overflow(overflow, result.attrs.get("current_overflow"), names, nodes)
-    if quantisation and overflow:
-        quantisation = "\n".join([quantisation, *overflow_lines(overflow)])
+            if result.quantisation is not None:
+                chunk_report = result.quantisation.renamed_overflow(dict(zip(nodes, names)))
+                quantisation = chunk_report if quantisation is None else quantisation + chunk_report
     layers = {name: np.concatenate(chunks, axis=1) for name, chunks in parts.items()}
-    return EncoderRun(layers, time.perf_counter() - start, timing, latency, quantisation)
-
-
-def add_overflow(total: dict, chunk_json: str | None, names: list[str], nodes: list[str]) -> None:
-    """Add one chunk's `current_overflow` (out.h5, JSON by graph node) to `total` (by layer
-    name): wrapped and neuron-step counts add up, the peak is the largest."""
-    if not chunk_json:
-        return
-    chunk = json.loads(chunk_json)
-    for name, node in zip(names, nodes):
-        figures = chunk[node]
-        into = total.setdefault(name, {"peak_share": 0.0, "wrapped": 0.0, "neuron_steps": 0.0})
-        into["peak_share"] = max(into["peak_share"], figures["peak_share"])
-        into["wrapped"] += figures["wrapped"]
-        into["neuron_steps"] += figures["neuron_steps"]
+    text = None if quantisation is None else quantisation.text()
+    return EncoderRun(layers, time.perf_counter() - start, timing, latency, text)
 
 
 def spike_agreement(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, float]:
