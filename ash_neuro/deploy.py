@@ -302,12 +302,13 @@ def energy_report(
     )
     layers = energy_per_image(counts, contract.tokens_per_image, chip_profile, ann_profile)
     step_ns = step_time_ns(counts, chip_profile)
+    fit = chip_fit(counts, chip_profile)
     depth = max(run.latency.values()) if run.latency else len(names)
     return {
         "estimate": "modelled from published per-operation figures, not measured on a chip",
         "chip": chip_profile.name,
         "per_operation_basis": chip_profile.per_operation_basis,
-        "chip_fit": chip_fit(counts, chip_profile),
+        "chip_fit": None if fit is None else fit.to_dict(),
         "profiles": {
             p.name: {
                 "description": p.description,
