@@ -234,22 +234,48 @@ def step_time_ns(layers: Sequence[LayerCounts], chip: HardwareProfile) -> float:
     )
 
 
-def chip_fit(layers: Sequence[LayerCounts], chip: HardwareProfile) -> dict[str, float] | None:
+@dataclass(frozen=True)
+class ChipFit:
+    """The encoder's neurons and (dense) synapses against one chip's published capacity."""
+
+    neurons: float
+    synapses: float
+    neurons_per_chip: float
+    synapses_per_chip: float
+
+    @property
+    def neuron_share(self) -> float:
+        return self.neurons / self.neurons_per_chip
+
+    @property
+    def synapse_share(self) -> float:
+        return self.synapses / self.synapses_per_chip
+
+    @property
+    def fits_one_chip(self) -> bool:
+        return bool(self.neuron_share <= 1 and self.synapse_share <= 1)
+
+    def to_dict(self) -> dict[str, float | bool]:
+        return {
+            "neurons": self.neurons,
+            "synapses": self.synapses,
+            "neurons_per_chip": self.neurons_per_chip,
+            "synapses_per_chip": self.synapses_per_chip,
+            "neuron_share": self.neuron_share,
+            "synapse_share": self.synapse_share,
+            "fits_one_chip": self.fits_one_chip,
+        }
+
+
+def chip_fit(layers: Sequence[LayerCounts], chip: HardwareProfile) -> ChipFit | None:
     """The encoder's neurons and (dense) synapses against one chip's published capacity;
     None when the profile gives no capacity. Token rows are streamed through one copy of the
     network, so one copy is what has to fit."""
     if not chip.capacity:
         return None
-    neurons = float(sum(layer.width for layer in layers))
-    synapses = float(sum(layer.fan_in * layer.width for layer in layers))
-    neuron_share = neurons / chip.capacity["neurons_per_chip"]
-    synapse_share = synapses / chip.capacity["synapses_per_chip"]
-    return {
-        "neurons": neurons,
-        "synapses": synapses,
-        "neurons_per_chip": chip.capacity["neurons_per_chip"],
-        "synapses_per_chip": chip.capacity["synapses_per_chip"],
-        "neuron_share": neuron_share,
-        "synapse_share": synapse_share,
-        "fits_one_chip": bool(neuron_share <= 1 and synapse_share <= 1),
-    }
+    return ChipFit(
+        neurons=float(sum(layer.width for layer in layers)),
+        synapses=float(sum(layer.fan_in * layer.width for layer in layers)),
+        neurons_per_chip=chip.capacity["neurons_per_chip"],
+        synapses_per_chip=chip.capacity["synapses_per_chip"],
+    )

@@ -31,8 +31,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ash_neuro.checkpoint import load_checkpoint
-from ash_neuro.deploy import deploy
-from ash_neuro.deploy_report import write_report as write_deploy_report
+from ash_neuro.deploy.report import write_report as write_deploy_report
+from ash_neuro.deploy.run import deploy
 from ash_neuro.errors import cli_entry
 from ash_neuro.evaluate import evaluate_checkpoint, write_report
 from ash_neuro.finetune import finetune, finetune_config
@@ -104,14 +104,14 @@ def run_lava(run_dir: Path, task: str, limit: int, device: str) -> dict:
     export_checkpoint(ckpt, graph)
     record, rasters = deploy(ckpt, graph, task, "test", limit, (LAVA_MODE,), device)
     write_deploy_report(record, rasters, run_dir / "deploy")
-    lava = record["modes"][LAVA_MODE]
+    lava = record.modes[LAVA_MODE]
     return {
-        "n_images": record["n_images"],
-        "n_examples": record["n_examples"],
-        "norse": record["norse"]["metrics"],
-        "lava": lava["metrics"],
-        "spike_agreement": lava["agreement"]["all"],
-        "lava_wall_s": lava["simulator"]["wall_s"],
+        "n_images": record.n_images,
+        "n_examples": record.n_examples,
+        "norse": dict(record.norse.metrics),
+        "lava": dict(lava.metrics),
+        "spike_agreement": lava.agreement.overall,
+        "lava_wall_s": lava.simulator.wall_s,
     }
 
 

@@ -20,16 +20,17 @@ from pathlib import Path
 # hardware/ is a folder of the repository, not an installed package
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ash_neuro.deploy import deploy  # noqa: E402
-from ash_neuro.deploy_report import write_report  # noqa: E402
+from ash_neuro.deploy.records import DeploymentRecord  # noqa: E402
+from ash_neuro.deploy.report import write_report  # noqa: E402
+from ash_neuro.deploy.run import deploy  # noqa: E402
 from ash_neuro.errors import cli_entry  # noqa: E402
 
 
-def table(record: dict) -> str:
+def table(record: DeploymentRecord) -> str:
     """One Markdown row per Lava mode."""
-    main = record["main_metric"]
-    layers = list(record["norse"]["firing_rates"])
-    norse_metric = record["norse"]["metrics"][main]
+    main = record.main_metric
+    layers = list(record.layer_sizes)
+    norse_metric = record.norse.metrics[main]
     head = (
         "| mode | "
         + " | ".join(f"agreement {layer}" for layer in layers)
@@ -37,14 +38,14 @@ def table(record: dict) -> str:
         "| Lava s/image | per-step floor s/image | Norse s/image |"
     )
     lines = [head, "|---" * (len(layers) + 8) + "|"]
-    for mode, result in record["modes"].items():
-        agree = " | ".join(f"{100 * result['agreement'][layer]:.3f}%" for layer in layers)
-        sim, energy = result["simulator"], result["energy"]
+    for mode, result in record.modes.items():
+        agree = " | ".join(f"{100 * result.agreement.layers[layer]:.3f}%" for layer in layers)
+        sim, energy = result.simulator, result.energy
         lines.append(
-            f"| {mode} | {agree} | {norse_metric:.2f} | {result['metrics'][main]:.2f} | "
-            f"{energy['snn_uj_per_image']:.1f} | {energy['ann_uj_per_image']:.1f} | "
-            f"{sim['seconds_per_image']:.3f} | {sim['step_floor_seconds_per_image']:.3f} | "
-            f"{record['norse']['seconds_per_image']:.4f} |"
+            f"| {mode} | {agree} | {norse_metric:.2f} | {result.metrics[main]:.2f} | "
+            f"{energy.snn_uj_per_image:.1f} | {energy.ann_uj_per_image:.1f} | "
+            f"{sim.seconds_per_image:.3f} | {sim.step_floor_seconds_per_image:.3f} | "
+            f"{record.norse.seconds_per_image:.4f} |"
         )
     return "\n".join(lines)
 
@@ -66,9 +67,9 @@ def main() -> None:
     )
     write_report(record, rasters, args.report or args.checkpoint.parent / "lava_fidelity")
     print(
-        f"{record['task']} on {record['split']}: {record['n_images']} images x "
-        f"{record['rows_per_image']} token rows x {record['time_steps']} steps; "
-        f"checkpoint {record['checkpoint']}"
+        f"{record.task} on {record.split}: {record.n_images} images x "
+        f"{record.rows_per_image} token rows x {record.time_steps} steps; "
+        f"checkpoint {record.checkpoint}"
     )
     print(table(record))
     print("energy: estimates from published per-operation figures (see report.md), not measured")

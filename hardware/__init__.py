@@ -2,11 +2,13 @@
 
 Runs in its own environment (`.venv-lava`, Python 3.10, `make lava-env`); the main
 environment reaches it only through `hardware.runner`, which imports neither Lava nor this
-package's other modules except io.py. The parts, each swappable:
+package's other modules except io.py (and the record it stores, quantisation_report.py). The
+parts, each swappable:
 
 - graph.py     NIR file -> `LavaPlan` (plan.py): populations, connections, latencies
 - mapping.py   NIR neuron equations -> Lava LIF parameters (the derivation lives there)
 - quantize.py  floating-point plan -> Loihi integers (fixed_pt)
+- quantisation_report.py  what fixed_pt rounded, as a record (standard library; both envs)
 - lava_network.py  plan -> lava-nc processes, streamed over all samples
 - supervise.py     watchdog and clean kill of Lava's worker processes
 - io.py            in.h5 and out.h5 (NumPy and h5py; both environments), `LavaResult`

@@ -1,7 +1,8 @@
 """in.h5 and out.h5, the files that cross the seam between the main and the Lava environment.
 
-NumPy and h5py only (plus `ash_neuro.errors` and `ash_neuro.atomic`, both standard library),
-so both sides import it: `runner.py` writes in.h5 and reads out.h5, `simulate.py` the reverse.
+NumPy and h5py only (plus `ash_neuro.errors`, `ash_neuro.atomic` and
+`hardware.quantisation_report`, all standard library), so both sides import it: `runner.py`
+writes in.h5 and reads out.h5, `simulate.py` the reverse.
 
 in.h5   `input`  float32 (samples, T, *input_shape): the current (or spikes) of every step
         (`--quantise-on` calibration files have the same format)
@@ -13,8 +14,8 @@ out.h5  `output` float32 (samples, T, *output_shape): output spikes, aligned wit
         `spikes/<node>` uint8 (samples, T, *layer_shape), when recorded: every neuron node's
         spike trains, aligned like `output`; attributes `node`, `latency_steps`
         attributes: `samples`, `time_steps`, and what the run adds (simulate.py: mode, dt,
-        steps_run, build_s, run_s, ms_per_step, lava_nc, written, and in fixed_pt
-        `quantisation` and `current_overflow`)
+        steps_run, build_s, run_s, ms_per_step, lava_nc, written), and in fixed_pt
+        `quantisation`: the `QuantisationReport` (hardware/quantisation_report.py) as JSON
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ import numpy as np
 
 from ash_neuro.atomic import replace_atomically
 from ash_neuro.errors import AshError
+from hardware.quantisation_report import QuantisationReport, QuantisationReportError
 
 INPUT = "input"
+QUANTISATION = "quantisation"  # the out.h5 attribute of the fixed_pt quantisation report
 
 
 class HarnessFileError(AshError):
@@ -46,6 +49,7 @@ class LavaResult:
     spikes     {node: (samples, T, *layer_shape)} every node's spike trains (if recorded)
     attrs      out.h5's attributes: mode, dt, steps_run, build_s, run_s, ms_per_step, ...
     kinds      {node: NIR type name} of every node in `activity`
+    quantisation  fixed_pt: every parameter's rounding and every node's current overflow
     """
 
     output: np.ndarray
@@ -54,6 +58,7 @@ class LavaResult:
     spikes: dict[str, np.ndarray] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)
+    quantisation: QuantisationReport | None = None
 
 
 def write_inputs(path: Path, inputs: np.ndarray) -> Path:
@@ -110,6 +115,8 @@ def write_outputs(path: Path, result: LavaResult) -> None:
             samples, steps = result.output.shape[:2]
             f.attrs.update(samples=samples, time_steps=steps)
             f.attrs.update(result.attrs)
+            if result.quantisation is not None:
+                f.attrs[QUANTISATION] = result.quantisation.to_json()
     except OSError as exc:
         raise HarnessFileError(f"cannot write {path} ({exc})") from None
 
@@ -127,8 +134,12 @@ def read_outputs(path: Path) -> LavaResult:
             for dataset in f["spikes"].values() if "spikes" in f else ():
                 spikes[dataset.attrs["node"]] = dataset[()].astype(np.float32)
             attrs = {k: v.item() if isinstance(v, np.generic) else v for k, v in f.attrs.items()}
-            return LavaResult(f["output"][()], activity, latency, spikes, attrs, kinds)
-    except (OSError, KeyError) as exc:
+            report = attrs.pop(QUANTISATION, None)
+            quantisation = None if report is None else QuantisationReport.from_json(report)
+            return LavaResult(
+                f["output"][()], activity, latency, spikes, attrs, kinds, quantisation
+            )
+    except (OSError, KeyError, QuantisationReportError) as exc:
         raise HarnessFileError(f"cannot read {path} ({' '.join(str(exc).split())})") from None
 
 

@@ -36,6 +36,14 @@ from lava.utils.weightutils import SignMode, clip_weights, determine_sign_mode, 
 from scipy import sparse
 
 from hardware.plan import CONSTANT, Connection, DeployError, LavaPlan, NeuronLayer
+from hardware.quantisation_report import (
+    CurrentOverflow,
+    InputCurrent,
+    InputQuantisation,
+    LayerQuantisation,
+    QuantisationReport,
+    WeightQuantisation,
+)
 
 
 @dataclass(frozen=True)
@@ -68,8 +76,8 @@ LOIHI = LoihiLimits()
 
 def quantize_for_loihi(
     plan: LavaPlan, inputs: np.ndarray, limits: LoihiLimits = LOIHI
-) -> tuple[LavaPlan, list[str]]:
-    """`plan` in Loihi's integers, calibrated on `inputs`, and a report of the error.
+) -> tuple[LavaPlan, QuantisationReport]:
+    """`plan` in Loihi's integers, calibrated on `inputs`, and the report of its rounding.
 
     `inputs` are the calibration data: the inputs the run will stream, or a larger set they
     are part of, so that every part of a data set runs on the same integers. Binary inputs
@@ -81,55 +89,43 @@ def quantize_for_loihi(
     binary = bool(np.all((inputs == 0) | (inputs == 1)))
     input_scale = 1.0 if binary or peak == 0 else (2 ** (limits.input_bits - 1) - 1) / peak
     encoded = np.rint(inputs * input_scale)
-    report = [
-        f"quantise: input x{input_scale:.6g} -> "
-        + (
-            "binary spikes (exact)"
-            if binary
-            else f"{limits.input_bits}-bit integers, max error "
-            f"{_ratio(np.max(np.abs(encoded / input_scale - inputs)), peak)} of max |input|"
-        )
-    ]
+    input_error = 0.0 if binary else _share(np.max(np.abs(encoded / input_scale - inputs)), peak)
+    input_record = InputQuantisation(input_scale, binary, limits.input_bits, input_error)
     scales = {plan.input_name: input_scale}
     flat = {plan.input_name: encoded.reshape(-1, plan.input_size)}
-    layers = []
+    layers, records = [], []
     for layer in plan.layers:
-        quantized, lines = _quantize_layer(layer, scales, limits, limits.threshold_exp)
+        quantized, record = _quantize_layer(layer, scales, limits, limits.threshold_exp)
         if any(c.source == plan.input_name for c in layer.inputs):
             # The inputs are known: lower the threshold (and with it every weight) until the
             # largest current they drive fits the 24-bit state, instead of letting it wrap.
             peak = _peak(_synaptic_input(quantized, flat))
+            shift, unshifted = 0, None
             if peak > limits.activation_max:
                 shift = math.ceil(math.log2(peak / limits.activation_max))
-                quantized, lines = _quantize_layer(
+                unshifted = peak / 2**limits.threshold_exp
+                quantized, record = _quantize_layer(
                     layer, scales, limits, limits.threshold_exp - shift
                 )
-                lines.append(
-                    f"quantise: node '{layer.name}': threshold lowered by 2**{shift} so that the "
-                    f"largest input current of these inputs ({peak / 2**limits.threshold_exp:.3g}"
-                    " thresholds) fits Loihi's 24-bit current"
-                )
                 peak = _peak(_synaptic_input(quantized, flat))
-            lines.append(
-                f"quantise: node '{layer.name}': largest input current {peak:.0f} = "
-                f"{peak / limits.activation_max:.1%} of Loihi's 24-bit range"
-            )
+            current = InputCurrent(peak, peak / limits.activation_max, shift, unshifted)
+            record = dataclasses.replace(record, input_current=current)
         layers.append(quantized)
-        report.extend(lines)
+        records.append(record)
     limit = None if binary else float(2 ** (limits.input_bits - 1) - 1)
     fixed = plan.replace(
         layers=tuple(layers), mode="fixed_pt", input_scale=input_scale, input_limit=limit
     )
-    return fixed, report
+    return fixed, QuantisationReport(input_record, tuple(records))
 
 
 def current_overflow(
     plan: LavaPlan, inputs: np.ndarray, spikes: dict[str, np.ndarray], limits: LoihiLimits = LOIHI
-) -> dict[str, dict[str, float]]:
+) -> dict[str, CurrentOverflow]:
     """Per layer of a fixed_pt run, the largest current `u` its actual inputs drove (the
     graph's integer input stream and the recorded spikes of its sources, from rest every
-    sample) as a share of the 24-bit range (`peak_share`), and how many of its `neuron_steps`
-    `wrapped`; `hardware.runner.overflow_lines` words them.
+    sample) as a share of the 24-bit range, and how many of its neuron-steps wrapped
+    (`QuantisationReport.with_overflow` files them, its `overflow_lines` word them).
 
     `u` follows u_t = u_{t-1} * (1 - (du + 1) / 4096) + input_t, Lava's LIF current without
     its rounding toward zero (a CubaLIF's one-step input lag does not change the peak).
@@ -150,11 +146,9 @@ def current_overflow(
             over = np.abs(current) > limits.activation_max
             peak = max(peak, float(np.max(np.abs(current), initial=0.0)))
             wrapped += int(over.sum())
-        stats[layer.name] = {
-            "peak_share": peak / limits.activation_max,
-            "wrapped": float(wrapped),
-            "neuron_steps": float(samples * steps * layer.size),
-        }
+        stats[layer.name] = CurrentOverflow(
+            peak / limits.activation_max, wrapped, samples * steps * layer.size
+        )
     return stats
 
 
@@ -174,7 +168,7 @@ def _quantize_layer(
     scales: dict[str, float],
     limits: LoihiLimits,
     threshold_exp: int,
-) -> tuple[NeuronLayer, list[str]]:
+) -> tuple[NeuronLayer, LayerQuantisation]:
     """`scales`: the integer scale of each graded source; spikes are 1."""
     where = f"node '{layer.name}' ({layer.kind})"
     lo_exp, hi_exp = limits.weight_exp_range
@@ -191,7 +185,7 @@ def _quantize_layer(
     if p < 0:
         raise DeployError(f"{where}: a single input exceeds 2**{hi_exp + 8} thresholds")
     vth = 2**p
-    connections, lines = [], []
+    connections, weights = [], []
     for conn in layer.inputs:
         target = conn.weight * (vth / scale_of[conn.source])
         exp = min(max(_exponent(_peak(target), limits), lo_exp), hi_exp)
@@ -201,11 +195,8 @@ def _quantize_layer(
                 f"{where}: weights from {conn.source} are below Loihi's 8-bit resolution "
                 f"even at weight_exp {lo_exp}"
             )
-        error = _peak(weight * 2.0**exp - target)
-        lines.append(
-            f"quantise: {where} <- {conn.source}: weight_exp {exp:+d} ({mode.name.lower()}), "
-            f"max weight error {_ratio(error, _peak(target))} of max |w|"
-        )
+        error = _share(_peak(weight * 2.0**exp - target), _peak(target))
+        weights.append(WeightQuantisation(conn.source, exp, mode.name.lower(), error))
         connections.append(Connection(conn.source, weight, exp))
 
     dv = min(round(layer.dv * limits.decay_unity), limits.decay_unity - 1)
@@ -237,11 +228,18 @@ def _quantize_layer(
             f"{np.max(np.abs(layer.v_rest)):.3g} x (v_threshold - v_reset) does not fit "
             "Loihi's 24-bit voltage"
         )
-    lines.append(
-        f"quantise: {where}: vth {vth}, dv {dv} (dt/tau {layer.dv:.6g} -> "
-        f"{dv / limits.decay_unity:.6g}), du {du} ({layer.du:.6g} -> "
-        f"{(du + 1) / limits.decay_unity:.6g}), max bias error "
-        f"{bias_error / (vth * 2**limits.activation_shift):.2g} thresholds"
+    record = LayerQuantisation(
+        node=layer.name,
+        kind=layer.kind,
+        weights=tuple(weights),
+        vth=vth,
+        dv=dv,
+        dv_float=float(layer.dv),
+        dv_loihi=dv / limits.decay_unity,
+        du=du,
+        du_float=float(layer.du),
+        du_loihi=(du + 1) / limits.decay_unity,
+        max_bias_error=float(bias_error / (vth * 2**limits.activation_shift)),
     )
     quantized = dataclasses.replace(
         layer,
@@ -253,7 +251,7 @@ def _quantize_layer(
         inputs=tuple(connections),
         v_rest=np.rint(rest).astype(np.int64),
     )
-    return quantized, lines
+    return quantized, record
 
 
 def _on_grid(target, exp: int, bits: int):
@@ -293,5 +291,6 @@ def _map(matrix, fn):
     return fn(matrix)
 
 
-def _ratio(error: float, scale: float) -> str:
-    return f"{error / scale:.2%}" if scale > 0 else "0.00%"
+def _share(error: float, scale: float) -> float:
+    """`error` as a share of `scale` (0 when there is nothing to scale)."""
+    return float(error / scale) if scale > 0 else 0.0

@@ -70,8 +70,9 @@ def simulate_on_lava(
     quantise_on: str | Path | None = None,
 ) -> LavaResult:
     """`run_on_lava` returning everything out.h5 holds: with `record_spikes`, every neuron
-    node's spike trains too, and the run's timings and quantisation report. `quantise_on`: an
-    in.h5 of calibration inputs for fixed_pt (`write_inputs`), else the run's own inputs."""
+    node's spike trains too, the run's timings and in fixed_pt its `QuantisationReport`
+    (`LavaResult.quantisation`). `quantise_on`: an in.h5 of calibration inputs for fixed_pt
+    (`write_inputs`), else the run's own inputs."""
     if mode not in MODES:
         raise LavaError(f"unknown mode {mode!r}; use {' or '.join(MODES)}")
     inputs = np.asarray(inputs, dtype=np.float32)
@@ -99,22 +100,6 @@ def simulate_on_lava(
         if done.returncode != 0:
             raise LavaError(_error_line(done.stderr, done.returncode))
         return read_outputs(out_path)
-
-
-def overflow_lines(stats: dict[str, dict[str, float]]) -> list[str]:
-    """`current_overflow`'s figures (of one run, or summed over runs), one line per layer."""
-    lines = []
-    for name, layer in stats.items():
-        share = f"{layer['peak_share']:.1%} of Loihi's 24-bit range"
-        if layer["wrapped"]:
-            lines.append(
-                f"quantise: warning: node '{name}': {layer['wrapped']:.0f} of "
-                f"{layer['neuron_steps']:.0f} neuron-steps exceeded the 24-bit current and "
-                f"wrapped (peak {share})"
-            )
-        else:
-            lines.append(f"quantise: node '{name}': no current overflow in this run (peak {share})")
-    return lines
 
 
 def _error_line(stderr: str, status: int) -> str:

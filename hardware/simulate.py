@@ -8,8 +8,8 @@ samples through one build of the network on Lava's Loihi 2 simulator
 hardware/io.py): the output spikes, aligned with the input (Lava's pipeline latency removed),
 every neuron node's activity, with --record-spikes its spike trains, and the run's attributes
 (mode, dt, steps_run, build_s, run_s, ms_per_step, lava_nc, and in fixed_pt the quantisation
-report and `current_overflow`: JSON, per node, the peak 24-bit current as a share of the range
-and the neuron-steps wrapped).
+report, a `hardware.quantisation_report.QuantisationReport`: every parameter's rounding and,
+per node, the peak 24-bit current as a share of the range and the neuron-steps wrapped).
 
 fixed_pt chooses Loihi's integers from the run's own input, or from `--quantise-on cal.h5`
 (same format as in.h5): a caller that streams a data set in parts passes the whole set there
@@ -44,6 +44,7 @@ from ash_neuro.nir_export.contract import EncoderContract, NIRExportError  # noq
 from hardware.graph import lower, read_graph  # noqa: E402
 from hardware.io import LavaResult, read_inputs, write_outputs  # noqa: E402
 from hardware.plan import MODES, DeployError, LavaPlan  # noqa: E402
+from hardware.quantisation_report import QuantisationReport  # noqa: E402
 from hardware.supervise import die_with_parent, run_watched  # noqa: E402
 
 DEFAULT_DT = 1e-3
@@ -111,7 +112,7 @@ def work(args: argparse.Namespace) -> int:
     inputs = read_inputs(args.input, plan.input_shape)
     for layer in plan.layers:
         print(f"lava: {layer.name}: {layer.kind} {layer.shape}, latency {layer.latency} steps")
-    quantisation = []
+    quantisation = None
     if args.mode == "fixed_pt":
         from hardware.quantize import quantize_for_loihi
 
@@ -120,8 +121,8 @@ def work(args: argparse.Namespace) -> int:
         )
         plan, quantisation = quantize_for_loihi(plan, calibration)
         if args.quantise_on is not None:
-            quantisation.insert(0, f"quantise: calibrated on {len(calibration)} samples")
-        print("\n".join(quantisation))
+            quantisation = dataclasses.replace(quantisation, calibration_samples=len(calibration))
+        print("\n".join(quantisation.parameter_lines()))
     # Lava itself is imported only here, once the graph and the inputs have been checked.
     from hardware.lava_network import LavaProcessFailed, run_plan
 
@@ -132,13 +133,11 @@ def work(args: argparse.Namespace) -> int:
     except LavaProcessFailed as exc:
         print(f"error: the Lava run failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    overflow = None
     if fixed:
         from hardware.quantize import current_overflow
-        from hardware.runner import overflow_lines
 
-        overflow = current_overflow(plan, inputs, run.spikes)
-        print("\n".join(overflow_lines(overflow)))
+        quantisation = quantisation.with_overflow(current_overflow(plan, inputs, run.spikes))
+        print("\n".join(quantisation.overflow_lines()))
         if not args.record_spikes:
             run = dataclasses.replace(run, spikes=None)
     samples, steps = inputs.shape[:2]
@@ -146,7 +145,7 @@ def work(args: argparse.Namespace) -> int:
         f"lava: {args.mode}: {samples} samples x {steps} steps (+{plan.depth} latency) in "
         f"{run.run_s:.2f} s, {run.ms_per_step:.2f} ms/step; build {run.build_s:.2f} s"
     )
-    write_outputs(args.out, _result(run, plan, quantisation, overflow))
+    write_outputs(args.out, _result(run, plan, quantisation))
     return 0
 
 
@@ -184,7 +183,7 @@ def _metadata_dt(metadata: dict) -> float | None:
     return None
 
 
-def _result(run, plan: LavaPlan, quantisation: list[str], overflow: dict | None) -> LavaResult:
+def _result(run, plan: LavaPlan, quantisation: QuantisationReport | None) -> LavaResult:
     """What out.h5 stores of a run (`lava_network.LavaRun`) of `plan`."""
     attrs = dict(
         mode=plan.mode,
@@ -196,10 +195,6 @@ def _result(run, plan: LavaPlan, quantisation: list[str], overflow: dict | None)
         lava_nc=version("lava-nc"),
         written=time.strftime("%Y-%m-%dT%H:%M:%S"),
     )
-    if quantisation:
-        attrs["quantisation"] = "\n".join(quantisation)
-    if overflow is not None:
-        attrs["current_overflow"] = json.dumps(overflow)
     return LavaResult(
         output=run.output,
         activity={layer.name: run.activity[layer.name] for layer in plan.layers},
@@ -207,6 +202,7 @@ def _result(run, plan: LavaPlan, quantisation: list[str], overflow: dict | None)
         spikes={} if run.spikes is None else {name: run.spikes[name] for name in run.spikes},
         attrs=attrs,
         kinds={layer.name: layer.kind for layer in plan.layers},
+        quantisation=quantisation,
     )
 
 

@@ -82,11 +82,11 @@ def test_chip_fit_counts_neurons_and_dense_synapses():
     capacity = {"neurons_per_chip": 10.0, "synapses_per_chip": 100.0, "neuron_cores_per_chip": 1}
     chip = HardwareProfile("chip", "neuromorphic", "", CHIP.values, {}, capacity, {})
     fit = chip_fit(counts(), chip)  # 3 + 2 neurons; 4 x 3 + 3 x 2 synapses
-    assert (fit["neurons"], fit["synapses"]) == (5, 18)
-    assert fit["neuron_share"] == 0.5 and fit["synapse_share"] == 0.18 and fit["fits_one_chip"]
+    assert (fit.neurons, fit.synapses) == (5, 18)
+    assert fit.neuron_share == 0.5 and fit.synapse_share == 0.18 and fit.fits_one_chip
     capacity["neurons_per_chip"] = 4.0
     small = HardwareProfile("small", "neuromorphic", "", CHIP.values, {}, capacity, {})
-    assert not chip_fit(counts(), small)["fits_one_chip"]
+    assert not chip_fit(counts(), small).fits_one_chip
     assert chip_fit(counts(), CHIP) is None  # no published capacity: no claim
 
 

@@ -11,8 +11,9 @@ import torch
 from ash_neuro.config import override_config
 from ash_neuro.data.sources import configured_source
 from ash_neuro.data.tokenizer import load_tokenizer, tokenizer_path_for
-from ash_neuro.deploy import deploy, main
-from ash_neuro.deploy_report import FILES
+from ash_neuro.deploy.__main__ import main
+from ash_neuro.deploy.report import FILES
+from ash_neuro.deploy.run import deploy
 from ash_neuro.evaluate import evaluate_checkpoint
 from ash_neuro.models.factory import build_model, build_task_model
 from ash_neuro.nir_export.from_checkpoint import export_checkpoint
@@ -60,25 +61,30 @@ def test_deploy_reports_lava_beside_norse(lava, tiny_run, tmp_path, capsys):
     record = main(
         [str(ckpt), str(graph), "--limit", "3", "--device", "cpu"] + ["--report", str(report)]
     )
-    assert sorted(record["modes"]) == ["fixed_pt", "floating_pt"]
-    floating = record["modes"]["floating_pt"]
-    assert sum(record["norse"]["firing_rates"].values()) > 0  # not a vacuous comparison
-    assert floating["agreement"] == {"lif1": 1.0, "lif2": 1.0, "all": 1.0}
-    assert floating["metrics"] == record["norse"]["metrics"]
-    assert floating["pipeline_latency_steps"] == {"lif1": 1, "lif2": 2}
-    for result in record["modes"].values():
-        assert set(result["agreement"]) == {"lif1", "lif2", "all"}
-        energy = result["energy"]
-        assert energy["snn_uj_per_image"] > 0 and energy["ann_uj_per_image"] > 0
-        assert "not measured" in energy["estimate"]
-        assert energy["chip"] == "loihi2" and "Loihi" in energy["per_operation_basis"]
-        fit = energy["chip_fit"]  # lif1 + lif2 neurons; in x lif1 + lif1 x lif2 synapses
-        widths = list(record["layer_sizes"].values())
-        assert fit["neurons"] == sum(widths) and fit["fits_one_chip"]
-        assert "not chip time" in result["simulator"]["label"]
-    assert "no current overflow" in record["modes"]["fixed_pt"]["quantisation"]
-    # every file of the report exists and parses
-    assert json.loads((report / "report.json").read_text()) == record
+    assert sorted(record.modes) == ["fixed_pt", "floating_pt"]
+    floating = record.modes["floating_pt"]
+    assert sum(record.norse.firing_rates.values()) > 0  # not a vacuous comparison
+    assert floating.agreement.to_dict() == {"lif1": 1.0, "lif2": 1.0, "all": 1.0}
+    assert floating.metrics == record.norse.metrics
+    assert floating.pipeline_latency_steps == {"lif1": 1, "lif2": 2}
+    assert floating.quantisation is None
+    for result in record.modes.values():
+        assert set(result.agreement.layers) == {"lif1", "lif2"}
+        energy = result.energy
+        assert energy.snn_uj_per_image > 0 and energy.ann_uj_per_image > 0
+        assert "not measured" in energy.estimate
+        assert energy.chip.name == "loihi2" and "Loihi" in energy.chip.per_operation_basis
+        fit = energy.chip_fit  # lif1 + lif2 neurons; in x lif1 + lif1 x lif2 synapses
+        widths = list(record.layer_sizes.values())
+        assert fit.neurons == sum(widths) and fit.fits_one_chip
+        assert "not chip time" in result.simulator.label
+    quantisation = record.modes["fixed_pt"].quantisation
+    assert "no current overflow" in quantisation.text()
+    assert list(quantisation.overflow) == ["lif1", "lif2"]  # the deployment's layer names
+    # every file of the report exists and parses; report.json is the record, key for key
+    written = json.loads((report / "report.json").read_text())
+    assert written == record.to_dict()
+    assert written["modes"]["fixed_pt"]["quantisation"] == quantisation.text()
     markdown = (report / "report.md").read_text()
     assert "| **r_mean** |" in markdown and "estimates, not measurements" in markdown
     assert "Per-operation basis of loihi2" in markdown and "of one loihi2 chip" in markdown
@@ -111,17 +117,17 @@ def test_deploy_vqa_of_a_fine_tuned_checkpoint(lava, tiny_config, tmp_path):
     ckpt, graph = make_vqa_run(tmp_path, tiny_config)
     argv = [str(ckpt), str(graph), "--task", "vqa", "--limit", "3", "--mode", "floating_pt"]
     record = main(argv + ["--device", "cpu", "--report", str(tmp_path / "report")])
-    assert record["main_metric"] == "vqa_acc" and record["n_examples"] > 0
-    assert sum(record["norse"]["firing_rates"].values()) > 0
-    floating = record["modes"]["floating_pt"]
-    assert floating["agreement"]["all"] == 1.0
-    assert set(floating["metrics"]) == {"vqa_acc", "exact_acc"}
-    norse = record["norse"]["metrics"]
+    assert record.main_metric == "vqa_acc" and record.n_examples > 0
+    assert sum(record.norse.firing_rates.values()) > 0
+    floating = record.modes["floating_pt"]
+    assert floating.agreement.overall == 1.0
+    assert set(floating.metrics) == {"vqa_acc", "exact_acc"}
+    norse = record.norse.metrics
     assert norse["vqa_acc"] > 0  # not a vacuous comparison
-    assert floating["metrics"] == norse
+    assert floating.metrics == norse
     # the same questions through the plain PyTorch forward (the evaluate command)
     plain = evaluate_checkpoint(ckpt, split="test", limit=3, overrides=["train.device=cpu"])
-    assert plain["n_examples"] == record["n_examples"]
+    assert plain["n_examples"] == record.n_examples
     for key, value in norse.items():
         assert plain["metrics"][key] == pytest.approx(value, abs=1e-6)
 
@@ -135,15 +141,15 @@ def test_every_task_deploys_with_lava_equal_to_norse_and_to_evaluate(
     (`python -m ash_neuro.evaluate`, the backbone's own encode_image) of the same examples."""
     ckpt, graph = make_run(tmp_path, tiny_config, task=None if task == "retrieval" else task)
     record = deploy(ckpt, graph, task, limit=6, modes=("floating_pt",), device="cpu")[0]
-    floating = record["modes"]["floating_pt"]
-    assert sum(record["norse"]["firing_rates"].values()) > 0
-    assert floating["agreement"]["all"] == 1.0
-    assert floating["metrics"] == record["norse"]["metrics"]
+    floating = record.modes["floating_pt"]
+    assert sum(record.norse.firing_rates.values()) > 0
+    assert floating.agreement.overall == 1.0
+    assert floating.metrics == record.norse.metrics
     plain = evaluate_checkpoint(ckpt, task, split="test", limit=6, overrides=["train.device=cpu"])
-    assert record["n_examples"] == plain["n_examples"] > 0
-    assert record["main_metric"] == TASKS.get(task).main_metric
+    assert record.n_examples == plain["n_examples"] > 0
+    assert record.main_metric == TASKS.get(task).main_metric
     for key, value in plain["metrics"].items():
-        assert record["norse"]["metrics"][key] == pytest.approx(value, abs=1e-6)
+        assert record.norse.metrics[key] == pytest.approx(value, abs=1e-6)
 
 
 def test_fixed_pt_runs_every_chunk_on_the_same_integers(lava, tiny_run):
@@ -154,13 +160,16 @@ def test_fixed_pt_runs_every_chunk_on_the_same_integers(lava, tiny_run):
         deploy(ckpt, graph, limit=3, modes=("fixed_pt",), device="cpu", chunk=chunk)[0]
         for chunk in (1, 3)
     ]
-    chunked, whole = (run["modes"]["fixed_pt"] for run in runs)
-    assert chunked["agreement"] == whole["agreement"] and chunked["metrics"] == whole["metrics"]
-    rows = 3 * runs[0]["rows_per_image"]
+    chunked, whole = (run.modes["fixed_pt"] for run in runs)
+    assert chunked.agreement == whole.agreement and chunked.metrics == whole.metrics
+    rows = 3 * runs[0].rows_per_image
     for result in (chunked, whole):
-        assert f"quantise: calibrated on {rows} samples" in result["quantisation"]
-        assert result["quantisation"].count("no current overflow") == 2  # once per layer
-    assert chunked["quantisation"] == whole["quantisation"]
+        assert f"quantise: calibrated on {rows} samples" in result.quantisation.text()
+        assert result.quantisation.calibration_samples == rows
+        assert result.quantisation.text().count("no current overflow") == 2  # once per layer
+    assert chunked.quantisation.text() == whole.quantisation.text()
+    # three one-image chunks add up to the neuron-steps of the whole run
+    assert chunked.quantisation.overflow == whole.quantisation.overflow
 
 
 def test_unknown_energy_profile_is_one_line(tiny_run, capsys):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import pytest
+from lava_helpers import quantisation_report
 
 from hardware.io import (
     HarnessFileError,
@@ -51,8 +53,9 @@ def test_outputs_round_trip(tmp_path):
         activity={name: trains.sum(axis=1) for name, trains in spikes.items()},
         latency={"lif1": 1, "block/lif2": 2},
         spikes=spikes,
-        attrs={"mode": "fixed_pt", "dt": 1e-3, "quantisation": "quantise: vth 16384"},
+        attrs={"mode": "fixed_pt", "dt": 1e-3},
         kinds={"lif1": "LIF", "block/lif2": "CubaLIF"},
+        quantisation=quantisation_report({"lif1": (0.25, 0, 24), "block/lif2": (1.5, 3, 40)}),
     )
     path = tmp_path / "out.h5"
     write_outputs(path, result)
@@ -65,13 +68,24 @@ def test_outputs_round_trip(tmp_path):
         assert back.spikes[name].dtype == np.float32
     assert back.latency == result.latency and back.kinds == result.kinds
     assert back.attrs == {**result.attrs, "samples": 2, "time_steps": 4}
+    assert back.quantisation == result.quantisation  # the record, read back from its JSON
     assert [p.name for p in tmp_path.iterdir()] == ["out.h5"]
 
 
 def test_outputs_without_spike_trains(tmp_path):
     result = LavaResult(np.zeros((1, 2, 3), np.float32), {"n": np.zeros((1, 3))}, {"n": 1})
     write_outputs(tmp_path / "out.h5", result)
-    assert read_outputs(tmp_path / "out.h5").spikes == {}
+    back = read_outputs(tmp_path / "out.h5")
+    assert back.spikes == {} and back.quantisation is None  # floating_pt: nothing quantised
+
+
+def test_an_invalid_quantisation_report_is_a_one_line_error(tmp_path):
+    result = LavaResult(np.zeros((1, 2, 3), np.float32), {}, {})
+    write_outputs(tmp_path / "out.h5", result)
+    with h5py.File(tmp_path / "out.h5", "a") as f:
+        f.attrs["quantisation"] = "quantise: vth 16384"  # the prose of earlier versions
+    with pytest.raises(HarnessFileError, match="cannot read .*invalid quantisation report"):
+        read_outputs(tmp_path / "out.h5")
 
 
 def test_unwritable_and_unreadable_outputs_are_one_line_errors(tmp_path):

@@ -51,13 +51,17 @@ def test_lif_chain_fixed_pt_agrees_closely(lif_graph, currents, run_simulate, tm
     path, graph = lif_graph
     done, _ = run_simulate(path, write_inputs(tmp_path / "in.h5", currents), "--mode", "fixed_pt")
     assert done.returncode == 0, done.stderr
-    share, ref_out, output, counts, attrs = agreement(graph, currents, tmp_path / "out.h5")
+    share, ref_out, output, counts, _ = agreement(graph, currents, tmp_path / "out.h5")
     print(f"fixed_pt agreement with forward Euler: {share:.2%} of output entries")
     assert share >= 0.97
     for name, (ref_counts, lava_counts) in counts.items():
         assert abs(lava_counts.sum() - ref_counts.sum()) <= 0.1 * ref_counts.sum(), name
-    assert "weight_exp" in attrs["quantisation"] and "vth 16384" in attrs["quantisation"]
+    report = read_outputs(tmp_path / "out.h5").quantisation
+    assert "weight_exp" in report.text() and "vth 16384" in report.text()
+    assert [layer.node for layer in report.layers] == ["lif1", "lif2"]
     assert "max weight error" in done.stdout
+    for printed in (report.parameter_lines(), report.overflow_lines()):  # as stored
+        assert "\n".join(printed) in done.stdout
 
 
 def test_cubalif_with_biases_and_per_neuron_parameters(run_simulate, tmp_path):
@@ -350,9 +354,10 @@ def test_fixed_pt_reports_currents_that_spikes_wrapped(run_simulate, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "node 'lif1': no current overflow in this run" in done.stdout
     assert "warning: node 'lif2': " in done.stdout and "wrapped" in done.stdout
-    overflow = json.loads(read_outputs(tmp_path / "out.h5").attrs["current_overflow"])
-    assert overflow["lif1"]["wrapped"] == 0 and overflow["lif1"]["peak_share"] > 0
+    overflow = read_outputs(tmp_path / "out.h5").quantisation.overflow
+    assert overflow["lif1"].wrapped == 0 and overflow["lif1"].peak_share > 0
     # lif1 (v += 0.1 (3 - v)) first crosses 1 at step 4 of 5: one step per sample where all 8
     # spike together, which wraps both lif2 neurons' current in both samples
-    assert overflow["lif2"]["wrapped"] == 1 * 2 * 2
-    assert overflow["lif2"]["neuron_steps"] == 2 * 5 * 2
+    assert overflow["lif2"].wrapped == 1 * 2 * 2
+    assert overflow["lif2"].neuron_steps == 2 * 5 * 2
+    assert overflow["lif2"].peak_share > 1

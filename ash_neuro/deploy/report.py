@@ -1,6 +1,7 @@
-"""The deployment report of `ash_neuro.deploy`: one folder of JSON, Markdown and PNG plots.
+"""The deployment report of `ash_neuro.deploy`: one folder of JSON, Markdown and PNG plots,
+read from a `DeploymentRecord` (`ash_neuro.deploy.records`).
 
-report.json        the full record (machine-readable)
+report.json        the full record (machine-readable): `DeploymentRecord.to_dict()`
 report.md          the tables for people: task metric Lava vs Norse, spike agreement and
                    firing rate per layer, simulator time, energy and latency estimates
 raster.png         spike raster of the first image, every layer, Lava (first mode) with
@@ -18,6 +19,8 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
+from ash_neuro.deploy.records import UJ_PER_PJ, DeploymentRecord
+
 matplotlib.use("Agg")  # files only; no display on a headless machine
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -25,11 +28,11 @@ FILES = ("report.json", "report.md", "raster.png", "firing_rates.png", "energy.p
 
 
 def write_report(
-    record: dict, rasters: dict[str, dict[str, np.ndarray]], folder: Path
+    record: DeploymentRecord, rasters: dict[str, dict[str, np.ndarray]], folder: Path
 ) -> list[Path]:
     """Write every file of the report into `folder`; returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.json").write_text(json.dumps(record, indent=2) + "\n")
+    (folder / "report.json").write_text(json.dumps(record.to_dict(), indent=2) + "\n")
     (folder / "report.md").write_text(markdown(record))
     plot_raster(rasters, folder / "raster.png")
     plot_firing_rates(record, folder / "firing_rates.png")
@@ -37,25 +40,25 @@ def write_report(
     return [folder / name for name in FILES]
 
 
-def markdown(record: dict) -> str:
+def markdown(record: DeploymentRecord) -> str:
     """The report as Markdown tables."""
-    main = record["main_metric"]
-    modes = record["modes"]
+    main = record.main_metric
+    modes = record.modes
     lines = [
-        f"# Deployment: {record['task']} on {record['split']} "
-        f"({record['n_images']} images, {record['n_examples']} examples)",
+        f"# Deployment: {record.task} on {record.split} "
+        f"({record.n_images} images, {record.n_examples} examples)",
         "",
-        f"checkpoint `{record['checkpoint']}`, encoder `{record['nir']}`: "
-        f"{record['rows_per_image']} token rows per image, {record['time_steps']} steps of "
-        f"{record['dt'] * 1e3:g} ms, layers {record['layer_sizes']}.",
+        f"checkpoint `{record.checkpoint}`, encoder `{record.graph}`: "
+        f"{record.rows_per_image} token rows per image, {record.time_steps} steps of "
+        f"{record.dt * 1e3:g} ms, layers {record.layer_sizes}.",
         "",
         "## Task metrics (percent): encoder in Norse vs on Lava",
         "",
         "| metric | Norse | " + " | ".join(f"Lava {m}" for m in modes) + " |",
         "| --- | --- |" + " --- |" * len(modes),
     ]
-    for key, value in record["norse"]["metrics"].items():
-        cells = [f"{modes[m]['metrics'][key]:.2f}" for m in modes]
+    for key, value in record.norse.metrics.items():
+        cells = [f"{modes[m].metrics[key]:.2f}" for m in modes]
         name = f"**{key}**" if key == main else key
         lines.append(f"| {name} | {value:.2f} | " + " | ".join(cells) + " |")
     lines += [
@@ -69,17 +72,17 @@ def markdown(record: dict) -> str:
         + " |",
         "| --- | --- |" + " --- | --- | --- |" * len(modes),
     ]
-    for layer, rate in record["norse"]["firing_rates"].items():
+    for layer, rate in record.norse.firing_rates.items():
         cells = []
         for m in modes:
             r = modes[m]
             cells += [
-                f"{100 * r['agreement'][layer]:.3f}%",
-                f"{r['firing_rates'][layer]:.4f}",
-                f"{r['pipeline_latency_steps'][layer]} steps",
+                f"{100 * r.agreement.layers[layer]:.3f}%",
+                f"{r.firing_rates[layer]:.4f}",
+                f"{r.pipeline_latency_steps[layer]} steps",
             ]
         lines.append(f"| {layer} | {rate:.4f} | " + " | ".join(cells) + " |")
-    all_cells = " | ".join(f"{100 * modes[m]['agreement']['all']:.3f}% | | " for m in modes)
+    all_cells = " | ".join(f"{100 * modes[m].agreement.overall:.3f}% | | " for m in modes)
     lines.append(f"| all | | {all_cells} |")
     lines += [
         "",
@@ -91,72 +94,73 @@ def markdown(record: dict) -> str:
         "",
         "| | seconds per image | per-step floor (s/image) | ms per step |",
         "| --- | --- | --- | --- |",
-        f"| Norse (PyTorch) | {record['norse']['seconds_per_image']:.4f} | | |",
+        f"| Norse (PyTorch) | {record.norse.seconds_per_image:.4f} | | |",
     ]
     for m in modes:
-        s = modes[m]["simulator"]
+        s = modes[m].simulator
         lines.append(
-            f"| Lava {m} (simulator wall time, not chip time) | {s['seconds_per_image']:.3f} | "
-            f"{s['step_floor_seconds_per_image']:.3f} | {s['ms_per_step']:.2f} |"
+            f"| Lava {m} (simulator wall time, not chip time) | {s.seconds_per_image:.3f} | "
+            f"{s.step_floor_seconds_per_image:.3f} | {s.ms_per_step:.2f} |"
         )
     for m in modes:
-        e = modes[m]["energy"]
-        profiles = e["profiles"]
+        e = modes[m].energy
+        chip = e.chip.name
         lines += [
             "",
             f"## Energy and latency per image ({m}): estimates, not measurements",
             "",
-            f"Modelled from published per-operation figures ({', '.join(profiles)}) and the "
+            f"Modelled from published per-operation figures ({chip}, {e.ann.name}) and the "
             "run's measured activity; see the sources below."
             + (
-                f" Per-operation basis of {e['chip']}: {e['per_operation_basis']}."
-                if e["per_operation_basis"]
+                f" Per-operation basis of {chip}: {e.chip.per_operation_basis}."
+                if e.chip.per_operation_basis
                 else ""
             ),
             "",
-            f"| layer | synaptic ops | neuron updates | messages | SNN on {e['chip']} (uJ) "
+            f"| layer | synaptic ops | neuron updates | messages | SNN on {chip} (uJ) "
             "| SNN ops at 45 nm (uJ) | ANN MACs | ANN at 45 nm (uJ) |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
-        for layer in e["layers"]:
+        for layer in e.layers:
             lines.append(
-                f"| {layer['name']} | {layer['synaptic_ops']:.3g} | {layer['neuron_updates']:.3g}"
-                f" | {layer['messages']:.3g} | {layer['snn_uj']:.3f} | "
-                f"{layer['snn_ops_on_ann_profile_uj']:.3f} | {layer['ann_macs']:.3g} | "
-                f"{layer['ann_uj']:.3f} |"
+                f"| {layer.name} | {layer.synaptic_ops:.3g} | {layer.neuron_updates:.3g}"
+                f" | {layer.messages:.3g} | {layer.snn_pj * UJ_PER_PJ:.3f} | "
+                f"{layer.snn_on_ann_pj * UJ_PER_PJ:.3f} | {layer.ann_macs:.3g} | "
+                f"{layer.ann_pj * UJ_PER_PJ:.3f} |"
             )
         lines += [
-            f"| total | | | | {e['snn_uj_per_image']:.3f} | "
-            f"{e['snn_ops_on_ann_profile_uj_per_image']:.3f} | | {e['ann_uj_per_image']:.3f} |",
+            f"| total | | | | {e.snn_uj_per_image:.3f} | "
+            f"{e.snn_ops_on_ann_profile_uj_per_image:.3f} | | {e.ann_uj_per_image:.3f} |",
             "",
-            f"Latency: {e['steps_per_image']} steps per image (token rows streamed one after "
-            f"another, {record['time_steps']} steps each; plus {e['pipeline_fill_steps']} steps "
-            f"of pipeline fill per run) x {e['step_time_us']:.2f} us per modelled step = "
-            f"{e['chip_latency_ms_per_image']:.3f} ms per image on the chip model (single-core "
-            f"serial upper bound); {e['biological_time_ms_per_image']:g} ms of model time (dt).",
+            f"Latency: {e.steps_per_image} steps per image (token rows streamed one after "
+            f"another, {record.time_steps} steps each; plus {e.pipeline_fill_steps} steps "
+            f"of pipeline fill per run) x {e.step_time_us:.2f} us per modelled step = "
+            f"{e.chip_latency_ms_per_image:.3f} ms per image on the chip model (single-core "
+            f"serial upper bound); {e.biological_time_ms_per_image:g} ms of model time (dt).",
         ]
-        fit = e.get("chip_fit")
-        if fit:
+        fit = e.chip_fit
+        if fit is not None:
             lines += [
                 "",
-                f"Capacity: {fit['neurons']:,.0f} neurons ({fit['neuron_share']:.3%} of one "
-                f"{e['chip']} chip's {fit['neurons_per_chip']:,.0f}) and {fit['synapses']:,.0f} "
-                f"synapses ({fit['synapse_share']:.3%} of {fit['synapses_per_chip']:,.0f}): "
-                + ("fits one chip." if fit["fits_one_chip"] else "does NOT fit one chip."),
+                f"Capacity: {fit.neurons:,.0f} neurons ({fit.neuron_share:.3%} of one "
+                f"{chip} chip's {fit.neurons_per_chip:,.0f}) and {fit.synapses:,.0f} "
+                f"synapses ({fit.synapse_share:.3%} of {fit.synapses_per_chip:,.0f}): "
+                + ("fits one chip." if fit.fits_one_chip else "does NOT fit one chip."),
             ]
     first = next(iter(modes.values()), None)
     if first is not None:
         lines += ["", "## Sources of the per-operation figures", ""]
-        for name, profile in first["energy"]["profiles"].items():
-            lines.append(f"- **{name}**: {profile['description']}")
-            for figure, value in profile["values"].items():
-                lines.append(f"  - `{figure}` = {value:g}: {profile['sources'][figure]}")
-            for figure, value in profile.get("capacity", {}).items():
-                source = profile["capacity_sources"][figure]
+        for profile in (first.energy.chip, first.energy.ann):
+            lines.append(f"- **{profile.name}**: {profile.description}")
+            for figure, value in profile.values.items():
+                lines.append(f"  - `{figure}` = {value:g}: {profile.sources[figure]}")
+            for figure, value in profile.capacity.items():
+                source = profile.capacity_sources[figure]
                 lines.append(f"  - `{figure}` = {value:g}: {source}")
     for m in modes:
-        if modes[m]["quantisation"]:
-            lines += ["", f"## Quantisation ({m})", "", "```", modes[m]["quantisation"], "```"]
+        quantisation = modes[m].quantisation
+        if quantisation is not None:
+            lines += ["", f"## Quantisation ({m})", "", "```", quantisation.text(), "```"]
     lines += [
         "",
         "Plots: `raster.png` (first image), `firing_rates.png`, `energy.png`.",
@@ -193,11 +197,11 @@ def plot_raster(rasters: dict[str, dict[str, np.ndarray]], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_firing_rates(record: dict, path: Path) -> None:
+def plot_firing_rates(record: DeploymentRecord, path: Path) -> None:
     """Mean firing rate per layer: Norse and every Lava mode side by side."""
-    layers = list(record["norse"]["firing_rates"])
-    sides = {"Norse": record["norse"]["firing_rates"]}
-    sides |= {f"Lava {m}": r["firing_rates"] for m, r in record["modes"].items()}
+    layers = list(record.norse.firing_rates)
+    sides = {"Norse": record.norse.firing_rates}
+    sides |= {f"Lava {m}": r.firing_rates for m, r in record.modes.items()}
     width = 0.8 / len(sides)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for i, (side, rates) in enumerate(sides.items()):
@@ -212,25 +216,25 @@ def plot_firing_rates(record: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_energy(record: dict, path: Path) -> None:
+def plot_energy(record: DeploymentRecord, path: Path) -> None:
     """Energy per image by layer and operation (first mode), beside the ANN-equivalent."""
-    modes = record["modes"]
+    modes = record.modes
     fig, ax = plt.subplots(figsize=(6, 3.5))
     if modes:
         mode, result = next(iter(modes.items()))
-        layers = result["energy"]["layers"]
-        names = [layer["name"] for layer in layers]
+        layers = result.energy.layers
+        names = [layer.name for layer in layers]
         x = np.arange(len(names))
         bottom = np.zeros(len(names))
-        for key, label in (
-            ("synaptic_uj", "synaptic ops"),
-            ("neuron_uj", "neuron updates"),
-            ("message_uj", "messages"),
+        for figure, label in (
+            ("synaptic_pj", "synaptic ops"),
+            ("neuron_pj", "neuron updates"),
+            ("message_pj", "messages"),
         ):
-            values = np.array([layer[key] for layer in layers])
+            values = np.array([getattr(layer, figure) * UJ_PER_PJ for layer in layers])
             ax.bar(x - 0.2, values, 0.4, bottom=bottom, label=f"SNN on Loihi: {label}")
             bottom += values
-        ann = [layer["ann_uj"] for layer in layers]
+        ann = [layer.ann_pj * UJ_PER_PJ for layer in layers]
         ax.bar(x + 0.2, ann, 0.4, color="grey", label="ANN equivalent, 45 nm MACs")
         ax.set_xticks(x, names)
         ax.set_title(f"Energy per image ({mode}; estimates, not measurements)")
