@@ -25,7 +25,7 @@ import numpy as np
 from scipy import sparse
 
 from hardware.mapping import NEURON_TYPES, map_neuron
-from hardware.plan import CONSTANT, Connection, DeployError, LavaPlan, Matrix, NeuronLayer
+from hardware.plan import CONSTANT, Connection, HarnessError, LavaPlan, Matrix, NeuronLayer
 
 LINEAR_TYPES = (nir.Affine, nir.Linear, nir.Scale, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d)
 SUPPORTED = ("Input", "Output", "Flatten") + tuple(t.__name__ for t in LINEAR_TYPES + NEURON_TYPES)
@@ -35,23 +35,23 @@ def read_graph(path: str | Path) -> nir.NIRGraph:
     """Load a NIR file, refusing unsupported node types by name before `nir` parses them."""
     path = Path(path)
     if not path.is_file():
-        raise DeployError(f"NIR graph {path} does not exist")
+        raise HarnessError(f"NIR graph {path} does not exist")
     try:
         with h5py.File(path, "r") as f:
             nodes = f["node"]["nodes"]
             types = {name: _text(nodes[name]["type"][()]) for name in nodes}
     except (OSError, KeyError, TypeError) as exc:
-        raise DeployError(f"{path} is not a readable NIR graph ({_one_line(exc)})") from None
+        raise HarnessError(f"{path} is not a readable NIR graph ({_one_line(exc)})") from None
     for name, kind in types.items():
         if kind not in SUPPORTED:
-            raise DeployError(
+            raise HarnessError(
                 f"node '{name}' is a {kind}, which the Lava harness does not support "
                 f"(supported: {', '.join(SUPPORTED)})"
             )
     try:
         return nir.read(path, type_check=False)
     except Exception as exc:  # nir raises bare Assertion/Key/ValueErrors on malformed nodes
-        raise DeployError(f"{path} is not a readable NIR graph ({_one_line(exc)})") from None
+        raise HarnessError(f"{path} is not a readable NIR graph ({_one_line(exc)})") from None
 
 
 def lower(graph: nir.NIRGraph, dt: float) -> LavaPlan:
@@ -60,7 +60,7 @@ def lower(graph: nir.NIRGraph, dt: float) -> LavaPlan:
     inputs = [n for n in order if isinstance(graph.nodes[n], nir.Input)]
     outputs = [n for n in order if isinstance(graph.nodes[n], nir.Output)]
     if len(inputs) != 1 or len(outputs) != 1:
-        raise DeployError(
+        raise HarnessError(
             f"the graph needs exactly one Input and one Output node, it has {len(inputs)} "
             f"and {len(outputs)}"
         )
@@ -80,7 +80,7 @@ def lower(graph: nir.NIRGraph, dt: float) -> LavaPlan:
             signals[name] = _Signal.source(name, int(np.prod(shapes[name])))
             continue
         if not preds[name]:
-            raise DeployError(f"node '{name}' ({type(node).__name__}) has no incoming edge")
+            raise HarnessError(f"node '{name}' ({type(node).__name__}) has no incoming edge")
         in_shape = _merged_shape(name, [(p, shapes[p]) for p in preds[name]])
         signal = _Signal.sum([signals[p] for p in preds[name]])
         if isinstance(node, nir.Output):
@@ -95,7 +95,7 @@ def lower(graph: nir.NIRGraph, dt: float) -> LavaPlan:
             layers[name], shapes[name], latency[name] = layer, in_shape, layer.latency
             signals[name] = _Signal.source(name, layer.size)
         else:
-            raise DeployError(f"node '{name}' is a {type(node).__name__}, which is not supported")
+            raise HarnessError(f"node '{name}' is a {type(node).__name__}, which is not supported")
     return _plan(graph, outputs[0], output_signal, inputs[0], shapes, layers, dt)
 
 
@@ -103,7 +103,7 @@ def _plan(graph, output, signal: _Signal, input_name, shapes, layers, dt) -> Lav
     in_shape = shapes[output]
     feeding = list(signal.terms)
     if len(feeding) != 1 or feeding[0] not in layers or signal.terms[feeding[0]] is not None:
-        raise DeployError(
+        raise HarnessError(
             f"Output '{output}' must be fed by one spiking layer (LIF, CubaLIF or IF), "
             "possibly through Flatten"
         )
@@ -112,7 +112,7 @@ def _plan(graph, output, signal: _Signal, input_name, shapes, layers, dt) -> Lav
     if declared is not None and np.size(declared) > 0:
         declared = tuple(int(s) for s in np.atleast_1d(declared))
         if int(np.prod(declared)) != int(np.prod(in_shape)):
-            raise DeployError(
+            raise HarnessError(
                 f"Output '{output}' declares shape {declared} but receives {in_shape}"
             )
         out_shape = declared
@@ -161,7 +161,7 @@ def _neuron_layer(name, node, shape, signal: _Signal, latency, dt) -> NeuronLaye
     hops = {src: latency[src] + 1 for src in signal.terms}
     if len(set(hops.values())) > 1:
         paths = ", ".join(f"{src}: {hop}" for src, hop in hops.items())
-        raise DeployError(
+        raise HarnessError(
             f"node '{name}' ({mapping.kind}) is reached by paths of unequal Lava latency "
             f"({paths} steps); skip connections are not supported"
         )
@@ -198,7 +198,7 @@ def _linear_map(name: str, node, shape) -> tuple[Matrix, np.ndarray, tuple[int, 
     if isinstance(node, nir.Affine | nir.Linear):
         weight = np.asarray(node.weight, dtype=np.float64)
         if weight.ndim != 2 or weight.shape[1] != size:
-            raise DeployError(
+            raise HarnessError(
                 f"node '{name}' ({kind}): weight of shape {weight.shape} cannot take an input "
                 f"of shape {shape} ({size} values)"
             )
@@ -206,7 +206,7 @@ def _linear_map(name: str, node, shape) -> tuple[Matrix, np.ndarray, tuple[int, 
         if isinstance(node, nir.Affine):
             bias = np.asarray(node.bias, dtype=np.float64).reshape(-1)
             if bias.shape != (weight.shape[0],):
-                raise DeployError(
+                raise HarnessError(
                     f"node '{name}' (Affine): bias has {bias.size} values for "
                     f"{weight.shape[0]} outputs"
                 )
@@ -214,29 +214,29 @@ def _linear_map(name: str, node, shape) -> tuple[Matrix, np.ndarray, tuple[int, 
     if isinstance(node, nir.Scale):
         scale = np.asarray(node.scale, dtype=np.float64).reshape(-1)
         if scale.size not in (1, size):
-            raise DeployError(
+            raise HarnessError(
                 f"node '{name}' (Scale): scale has {scale.size} values for input {shape}"
             )
         return sparse.diags(np.broadcast_to(scale, (size,))).tocsr(), np.zeros(size), shape
     if len(shape) != 3:
-        raise DeployError(f"node '{name}' ({kind}) needs a (C, H, W) input, got shape {shape}")
+        raise HarnessError(f"node '{name}' ({kind}) needs a (C, H, W) input, got shape {shape}")
     channels = shape[0]
     if isinstance(node, nir.Conv2d):
         weight = np.asarray(node.weight, dtype=np.float64)
         groups = int(node.groups)
         if weight.ndim != 4 or groups < 1 or weight.shape[1] * groups != channels:
-            raise DeployError(
+            raise HarnessError(
                 f"node '{name}' (Conv2d): weight of shape {weight.shape} with {groups} groups "
                 f"cannot take an input of shape {shape}"
             )
         if weight.shape[0] % groups:
-            raise DeployError(f"node '{name}' (Conv2d): output channels not divisible by groups")
+            raise HarnessError(f"node '{name}' (Conv2d): output channels not divisible by groups")
         bias = np.asarray(node.bias, dtype=np.float64).reshape(-1)
         if bias.size not in (0, weight.shape[0]):
-            raise DeployError(f"node '{name}' (Conv2d): bias has {bias.size} values")
+            raise HarnessError(f"node '{name}' (Conv2d): bias has {bias.size} values")
         geometry = _Window.of(name, node, weight.shape[2:], shape)
         if node.input_shape is not None and tuple(np.atleast_1d(node.input_shape)) != shape[1:]:
-            raise DeployError(
+            raise HarnessError(
                 f"node '{name}' (Conv2d): declares input (H, W) = "
                 f"{tuple(np.atleast_1d(node.input_shape))} but receives {shape}"
             )
@@ -275,7 +275,7 @@ class _Window:
         span = tuple(d * (k - 1) for d, k in zip(dilation, kernel))
         if isinstance(padding, str) and padding == "same":
             if stride != (1, 1):
-                raise DeployError(f"node '{name}': padding 'same' needs stride 1")
+                raise HarnessError(f"node '{name}': padding 'same' needs stride 1")
             before = tuple(s // 2 for s in span)
             total = span
         elif isinstance(padding, str):
@@ -287,7 +287,7 @@ class _Window:
             (n + t - s - 1) // st + 1 for n, t, s, st in zip(in_shape[1:], total, span, stride)
         )
         if min(out_hw) < 1 or min(stride) < 1 or min(dilation) < 1:
-            raise DeployError(
+            raise HarnessError(
                 f"node '{name}' ({type(node).__name__}): a {kernel} window with stride "
                 f"{stride} and padding {padding} does not fit an input of shape {in_shape}"
             )
@@ -327,7 +327,7 @@ def _flatten_shape(name: str, node: nir.Flatten, shape) -> tuple[int, ...]:
     start = int(node.start_dim) % ndim if ndim else 0
     end = int(node.end_dim) % ndim if ndim else 0
     if start > end:
-        raise DeployError(f"node '{name}' (Flatten): start_dim {start} is after end_dim {end}")
+        raise HarnessError(f"node '{name}' (Flatten): start_dim {start} is after end_dim {end}")
     return (*shape[:start], int(np.prod(shape[start : end + 1])), *shape[end + 1 :])
 
 
@@ -335,7 +335,7 @@ def _input_shape(name: str, node: nir.Input) -> tuple[int, ...]:
     shape = node.input_type.get("input")
     shape = () if shape is None else tuple(int(s) for s in np.atleast_1d(shape))
     if not shape or min(shape) < 1:
-        raise DeployError(f"Input '{name}' has no valid shape ({shape})")
+        raise HarnessError(f"Input '{name}' has no valid shape ({shape})")
     return shape
 
 
@@ -343,7 +343,7 @@ def _merged_shape(name: str, incoming: list[tuple[str, tuple[int, ...]]]) -> tup
     shapes = {shape for _, shape in incoming}
     if len(shapes) > 1:
         listed = ", ".join(f"{src} {shape}" for src, shape in incoming)
-        raise DeployError(f"node '{name}' sums inputs of different shapes ({listed})")
+        raise HarnessError(f"node '{name}' sums inputs of different shapes ({listed})")
     return incoming[0][1]
 
 
@@ -351,7 +351,7 @@ def _topological_order(graph: nir.NIRGraph) -> list[str]:
     for src, dst in graph.edges:
         for end in (src, dst):
             if end not in graph.nodes:
-                raise DeployError(f"edge ({src!r}, {dst!r}) names node '{end}', which is absent")
+                raise HarnessError(f"edge ({src!r}, {dst!r}) names node '{end}', which is absent")
     indegree = {name: 0 for name in graph.nodes}
     successors: dict[str, list[str]] = defaultdict(list)
     for src, dst in graph.edges:
@@ -368,7 +368,7 @@ def _topological_order(graph: nir.NIRGraph) -> list[str]:
                 ready.append(nxt)
     if len(order) != len(graph.nodes):
         cycle = sorted(set(graph.nodes) - set(order))
-        raise DeployError(
+        raise HarnessError(
             f"the graph has a cycle through {', '.join(cycle)}; recurrent connections are "
             "not supported"
         )

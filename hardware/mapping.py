@@ -49,7 +49,7 @@ from dataclasses import dataclass
 import nir
 import numpy as np
 
-from hardware.plan import DeployError
+from hardware.plan import HarnessError
 
 NEURON_TYPES = (nir.LIF, nir.CubaLIF, nir.IF)
 
@@ -76,7 +76,7 @@ def map_neuron(name: str, node: nir.NIRNode, shape: tuple[int, ...], dt: float) 
     v_reset = params.get("v_reset", node.v_reset)
     span = params.get("v_threshold", node.v_threshold) - v_reset
     if np.any(span <= 0):
-        raise DeployError(f"node '{name}' ({kind}): v_threshold must exceed v_reset")
+        raise HarnessError(f"node '{name}' ({kind}): v_threshold must exceed v_reset")
     if isinstance(node, nir.IF):
         r = params.get("r", node.r)
         zero = np.zeros_like(span)
@@ -106,27 +106,27 @@ class _Params:
     def get(self, field: str, value) -> np.ndarray:
         array = np.asarray(value, dtype=np.float64)
         if array.size not in (1, int(np.prod(self.shape))):
-            raise DeployError(
+            raise HarnessError(
                 f"node '{self.name}' ({self.kind}): {field} has shape {array.shape} but the "
                 f"node's input has shape {self.shape}"
             )
         if not np.all(np.isfinite(array)):
-            raise DeployError(f"node '{self.name}' ({self.kind}): {field} is not finite")
+            raise HarnessError(f"node '{self.name}' ({self.kind}): {field} is not finite")
         return np.broadcast_to(array.reshape(-1), (int(np.prod(self.shape)),)).copy()
 
     def decay(self, field: str, tau, dt: float) -> float:
         """dt / tau, which Lava shares across a population and forward Euler needs <= 1."""
         tau = self.get(field, tau)
         if np.any(tau <= 0):
-            raise DeployError(f"node '{self.name}' ({self.kind}): {field} must be positive")
+            raise HarnessError(f"node '{self.name}' ({self.kind}): {field} must be positive")
         if np.any(tau != tau[0]):
-            raise DeployError(
+            raise HarnessError(
                 f"node '{self.name}' ({self.kind}): {field} varies across neurons "
                 f"({tau.min():g}..{tau.max():g} s); Lava's LIF has one decay per population"
             )
         a = dt / float(tau[0])
         if a > 1:
-            raise DeployError(
+            raise HarnessError(
                 f"node '{self.name}' ({self.kind}): dt = {dt:g} s exceeds {field} = "
                 f"{tau[0]:g} s; forward Euler needs dt <= {field}"
             )

@@ -29,7 +29,7 @@ MODES = ("floating_pt", "fixed_pt")
 Matrix = np.ndarray | sparse.csr_matrix
 
 
-class DeployError(AshError):
+class HarnessError(AshError):
     """A graph, parameter or data file the Lava harness cannot run; one line naming the cause."""
 
 

@@ -35,7 +35,7 @@ import numpy as np
 from lava.utils.weightutils import SignMode, clip_weights, determine_sign_mode, truncate_weights
 from scipy import sparse
 
-from hardware.plan import CONSTANT, Connection, DeployError, LavaPlan, NeuronLayer
+from hardware.plan import CONSTANT, Connection, HarnessError, LavaPlan, NeuronLayer
 from hardware.quantisation_report import (
     CurrentOverflow,
     InputCurrent,
@@ -83,7 +83,7 @@ def quantize_for_loihi(
     are part of, so that every part of a data set runs on the same integers. Binary inputs
     stay 0/1; graded inputs are scaled so that max |input| becomes the largest
     `limits.input_bits`-bit signed integer (streamed inputs beyond it saturate). Raises
-    DeployError naming the node when a parameter has no representation.
+    HarnessError naming the node when a parameter has no representation.
     """
     peak = float(np.max(np.abs(inputs))) if inputs.size else 0.0
     binary = bool(np.all((inputs == 0) | (inputs == 1)))
@@ -183,7 +183,7 @@ def _quantize_layer(
     )
     p = threshold_exp - max(0, needed - hi_exp)
     if p < 0:
-        raise DeployError(f"{where}: a single input exceeds 2**{hi_exp + 8} thresholds")
+        raise HarnessError(f"{where}: a single input exceeds 2**{hi_exp + 8} thresholds")
     vth = 2**p
     connections, weights = [], []
     for conn in layer.inputs:
@@ -191,7 +191,7 @@ def _quantize_layer(
         exp = min(max(_exponent(_peak(target), limits), lo_exp), hi_exp)
         weight, mode = _on_grid(target, exp, limits.weight_bits)
         if _peak(target) > 0 and _peak(weight) == 0:
-            raise DeployError(
+            raise HarnessError(
                 f"{where}: weights from {conn.source} are below Loihi's 8-bit resolution "
                 f"even at weight_exp {lo_exp}"
             )
@@ -201,13 +201,13 @@ def _quantize_layer(
 
     dv = min(round(layer.dv * limits.decay_unity), limits.decay_unity - 1)
     if layer.dv > 0 and dv == 0:
-        raise DeployError(
+        raise HarnessError(
             f"{where}: decay dt/tau = {layer.dv:.3g} is below Loihi's 12-bit resolution 1/4096"
         )
     # Lava adds ds_offset = 1 to du, so du = 4095 is a full decay (u holds one step's input).
     du = round(layer.du * limits.decay_unity) - 1
     if not 0 <= du < limits.decay_unity:
-        raise DeployError(
+        raise HarnessError(
             f"{where}: current decay dt/tau_syn = {layer.du:.3g} is below Loihi's 12-bit "
             "resolution 1/4096"
         )
@@ -216,14 +216,14 @@ def _quantize_layer(
     big = np.abs(bias_total) > limits.bias_mant_max
     bias_exp[big] = np.ceil(np.log2(np.abs(bias_total[big]) / limits.bias_mant_max))
     if np.any(bias_exp > limits.bias_exp_max):
-        raise DeployError(f"{where}: bias {np.max(np.abs(layer.bias_mant)):.3g} is too large")
+        raise HarnessError(f"{where}: bias {np.max(np.abs(layer.bias_mant)):.3g} is too large")
     bias_mant = np.rint(bias_total / 2.0**bias_exp).astype(np.int64)
     bias_mant = np.clip(bias_mant, -limits.bias_mant_max - 1, limits.bias_mant_max)
     bias_error = np.max(np.abs(bias_mant * 2.0**bias_exp - bias_total), initial=0.0)
     # v is in the same units as the bias: thresholds of vth << activation_shift.
     rest = np.broadcast_to(layer.v_rest, (layer.size,)) * vth * 2**limits.activation_shift
     if np.any(np.abs(rest) >= 2 ** (limits.state_bits - 1)):
-        raise DeployError(
+        raise HarnessError(
             f"{where}: rest potential (v_leak - v_reset) = "
             f"{np.max(np.abs(layer.v_rest)):.3g} x (v_threshold - v_reset) does not fit "
             "Loihi's 24-bit voltage"

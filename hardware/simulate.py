@@ -43,7 +43,7 @@ from ash_neuro.errors import cli_entry  # noqa: E402
 from ash_neuro.nir_export.contract import EncoderContract, NIRExportError  # noqa: E402
 from hardware.graph import lower, read_graph  # noqa: E402
 from hardware.io import LavaResult, read_inputs, write_outputs  # noqa: E402
-from hardware.plan import MODES, DeployError, LavaPlan  # noqa: E402
+from hardware.plan import MODES, HarnessError, LavaPlan  # noqa: E402
 from hardware.quantisation_report import QuantisationReport  # noqa: E402
 from hardware.supervise import die_with_parent, run_watched  # noqa: E402
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker_of is not None:
         return work(args)
     if not args.timeout > 0:
-        raise DeployError(f"--timeout must be positive, got {args.timeout}")
+        raise HarnessError(f"--timeout must be positive, got {args.timeout}")
     argv = sys.argv[1:] if argv is None else argv
     command = [sys.executable, str(Path(__file__).resolve()), *argv]
     status = run_watched(command + ["--worker-of", str(os.getpid())], args.timeout)
@@ -157,14 +157,14 @@ def resolve_dt(graph: Path, dt: float | None, metadata: dict) -> float:
             try:
                 dt = EncoderContract.from_json(sidecar.read_text()).dt
             except OSError as exc:
-                raise DeployError(f"cannot read {sidecar} ({exc.strerror or exc})") from None
+                raise HarnessError(f"cannot read {sidecar} ({exc.strerror or exc})") from None
             except NIRExportError as exc:
-                raise DeployError(f"{sidecar}: {' '.join(str(exc).split())}") from None
+                raise HarnessError(f"{sidecar}: {' '.join(str(exc).split())}") from None
     if dt is None:
         dt = _metadata_dt(metadata)
     dt = DEFAULT_DT if dt is None else dt
     if isinstance(dt, bool) or not isinstance(dt, int | float) or not math.isfinite(dt) or dt <= 0:
-        raise DeployError(f"dt must be a positive number of seconds, got {dt!r}")
+        raise HarnessError(f"dt must be a positive number of seconds, got {dt!r}")
     return float(dt)
 
 
