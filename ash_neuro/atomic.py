@@ -40,6 +40,18 @@ def replace_atomically(target: str | Path) -> Iterator[Path]:
     _fsync_folder(target.parent)
 
 
+def remove_stale_temporaries(target: str | Path) -> list[Path]:
+    """Remove the temporaries `replace_atomically` left beside `target` when a process writing
+    it was killed (SIGKILL runs no cleanup); returns what was removed. Call it only where no
+    other process writes `target` at the same time."""
+    target = Path(target)
+    removed = []
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
+        removed.append(stale)
+    return removed
+
+
 def _create_beside(target: Path) -> Path:
     """An empty `.<name>.<random>.tmp` in the target's folder, made with mode 0666 so that the
     umask (and any default ACL) applies as to a normal file; mkstemp's 0600 would survive the

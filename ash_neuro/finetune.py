@@ -19,7 +19,7 @@ from pathlib import Path
 from ash_neuro.config import Config, load_config, parse_overrides
 from ash_neuro.data.datasets import Collator
 from ash_neuro.data.sources import check_world, configured_source, data_identity, locate_data
-from ash_neuro.errors import ConfigError, cli_entry
+from ash_neuro.errors import CheckpointError, ConfigError, cli_entry
 from ash_neuro.loop import add_run_arguments, fit, resolve_resume, run_overrides, run_session
 from ash_neuro.models.factory import (
     FINETUNE,
@@ -51,6 +51,12 @@ def finetune_config(config: str | Path, overrides: list[str], init: Path) -> tup
     return locate_data(cfg, loaded.data, given), loaded
 
 
+def init_record(init: Path, loaded) -> dict:
+    """What a fine-tuning checkpoint records of its --init: where it was and how far it had
+    trained (a resume must start from the same one)."""
+    return {"path": str(Path(init).resolve()), "step": int(loaded.state["progress"]["step"])}
+
+
 def finetune(cfg: Config, out: Path, init: Path, resume: bool = False, loaded=None) -> dict:
     """Fine-tune `init`'s backbone on `cfg.finetune.task`, checkpointing into `out`; returns
     the final validation metrics. `loaded`: `init` already read by `load_model`."""
@@ -61,6 +67,11 @@ def finetune(cfg: Config, out: Path, init: Path, resume: bool = False, loaded=No
     with run_session(cfg, out) as (device, dist):
         state = resolve_resume(out, resume, cfg, FINETUNE, data)
         loaded = loaded or load_model(init, task="retrieval")
+        if state is not None and state["init"] != init_record(init, loaded):
+            raise CheckpointError(
+                f"{out / 'ckpt.pt'} was fine-tuned from another --init ({state['init']['path']} "
+                f"at step {state['init']['step']}); resume with that one or choose another --out"
+            )
         tokenizer = loaded.tokenizer
         dataset = task.dataset(configured_source(cfg, "train"), "train", tokenizer)
         answers = task.answers(dataset)
@@ -92,7 +103,7 @@ def finetune(cfg: Config, out: Path, init: Path, resume: bool = False, loaded=No
                 **describe_checkpoint(
                     FINETUNE, cfg, tokenizer, data_identity(cfg), task.name, answers
                 ),
-                "init": str(init),
+                "init": init_record(init, loaded),
             },
             lr_scales={"head.": cfg.finetune.head_lr_scale},
         )

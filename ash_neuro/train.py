@@ -18,7 +18,7 @@ import torch
 from ash_neuro.config import Config, load_config
 from ash_neuro.data.datasets import CaptionDataset, Collator, retrieval_split
 from ash_neuro.data.sources import check_world, configured_source, data_identity
-from ash_neuro.data.tokenizer import load_tokenizer, tokenizer_path_for
+from ash_neuro.data.tokenizer import load_world_tokenizer
 from ash_neuro.errors import cli_entry
 from ash_neuro.loop import add_run_arguments, fit, resolve_resume, run_overrides, run_session
 from ash_neuro.models.ash_net import ASHNet
@@ -53,7 +53,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> dict:
     with run_session(cfg, out) as (device, dist):
         state = resolve_resume(out, resume, cfg, PRETRAIN, data)
         source = configured_source(cfg, "train")
-        tokenizer = load_tokenizer(tokenizer_path_for(cfg.world.path))
+        tokenizer = load_world_tokenizer(cfg.world.path)
         dataset = CaptionDataset(
             source, "train", tokenizer, cfg.model.text.max_len, caption="random"
         )

@@ -84,16 +84,15 @@ def run_task(init: Path, task: str, steps: int, out: Path, overrides: list[str])
     return {**report, "finetune_s": json.loads(timing.read_text())["wall_s"], "steps": done}
 
 
-def finished(results: dict, task: str, name: str, steps: int, out: Path) -> bool:
-    """The run's result is in results.json at `steps` and its checkpoint reached them."""
+def finished(results: dict, task: str, name: str, steps: int, out: Path, init: Path) -> bool:
+    """The run's result is in results.json at `steps` and its checkpoint reached them from
+    this `init` (a run from another init is not reused: `finetune` refuses to resume it)."""
     run = results.get(task, {}).get(name)
     ckpt = out / "ckpt.pt"
-    return (
-        run is not None
-        and run["steps"] == steps
-        and ckpt.is_file()
-        and load_checkpoint(ckpt)["progress"]["step"] == steps
-    )
+    if run is None or run["steps"] != steps or not ckpt.is_file():
+        return False
+    state = load_checkpoint(ckpt)
+    return state["progress"]["step"] == steps and state["init"]["path"] == str(init.resolve())
 
 
 def run_lava(run_dir: Path, task: str, limit: int, device: str) -> dict:
@@ -210,7 +209,7 @@ def main() -> None:
     results: dict[str, dict[str, dict]] = json.loads(saved.read_text()) if saved.exists() else {}
     for task in tasks:
         for name, init in inits.items():
-            if finished(results, task, name, steps[task], out / name / task):
+            if finished(results, task, name, steps[task], out / name / task, Path(init)):
                 print(f"== {task}: {name}, {steps[task]} steps: reusing {out / name / task}")
                 continue
             print(f"== {task}: {name} from {init}, {steps[task]} steps")

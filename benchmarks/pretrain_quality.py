@@ -1,10 +1,12 @@
 """Pre-training quality: the hybrid ASH-Net against its ANN-only baseline, same budget and seeds.
 
 Trains both configs (configs/default.yaml and configs/ann_only.yaml, the same network with
-`model.spiking.kind: none` and the spiking loss weights at 0; or reuses their checkpoints with
---reuse), then prints text-to-image and image-to-text Recall@1/5/10 on the test and
-compositional splits, chance level, the mean spike rate and seconds per training step.
-Overrides apply to both runs (e.g. `loss.weights.mlm=0`, `train.batch_size=32`).
+`model.spiking.kind: none` and the spiking loss weights at 0), then prints text-to-image and
+image-to-text Recall@1/5/10 on the test and compositional splits, chance level, the mean spike
+rate and seconds per training step.
+Overrides apply to both runs (e.g. `loss.weights.mlm=0`, `train.batch_size=32`). A run under
+--out is resumed: a finished one with the same config and steps is reused as it is, a killed one
+continues, and one made with another config or world is refused in one line (change --out).
 
     .venv/bin/python benchmarks/pretrain_quality.py [--steps N] [--out runs/bench] [key=value ...]
 """
@@ -73,7 +75,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=0, help="train.max_steps (0: the config's)")
     parser.add_argument("--out", default="runs/bench_pretrain")
-    parser.add_argument("--reuse", action="store_true", help="evaluate existing checkpoints")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     out = Path(args.out)
@@ -83,12 +84,13 @@ def main() -> None:
     for name, config in runs.items():
         run_dir = out / name
         timing_file = run_dir / "timing.json"
-        if not (args.reuse and (run_dir / "ckpt.pt").exists()):
-            cfg = load_config(config, overrides)
-            start = time.perf_counter()
-            train(cfg, run_dir)
+        cfg = load_config(config, overrides)
+        start = time.perf_counter()
+        train(cfg, run_dir, resume=True)  # a finished run of this config: reused
+        steps = load_checkpoint(run_dir / "ckpt.pt")["progress"]["step"]
+        if not timing_file.exists() or json.loads(timing_file.read_text())["steps"] != steps:
+            # a reused run keeps the time it took when it trained
             wall = time.perf_counter() - start
-            steps = load_checkpoint(run_dir / "ckpt.pt")["progress"]["step"]
             timing_file.write_text(json.dumps({"wall_s": wall, "steps": steps}))
         timing = json.loads(timing_file.read_text())
         rows[name] = {**evaluate_run(run_dir / "ckpt.pt"), **timing, **step_time(run_dir)}

@@ -25,7 +25,15 @@ import numpy as np
 from scipy import sparse
 
 from hardware.mapping import NEURON_TYPES, map_neuron
-from hardware.plan import CONSTANT, Connection, HarnessError, LavaPlan, Matrix, NeuronLayer
+from hardware.plan import (
+    CONSTANT,
+    Connection,
+    HarnessError,
+    LavaPlan,
+    Matrix,
+    NeuronLayer,
+    matrix_values,
+)
 
 LINEAR_TYPES = (nir.Affine, nir.Linear, nir.Scale, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d)
 SUPPORTED = ("Input", "Output", "Flatten") + tuple(t.__name__ for t in LINEAR_TYPES + NEURON_TYPES)
@@ -89,6 +97,11 @@ def lower(graph: nir.NIRGraph, dt: float) -> LavaPlan:
             shapes[name], signals[name] = _flatten_shape(name, node, in_shape), signal
         elif isinstance(node, LINEAR_TYPES):
             matrix, bias, shapes[name] = _linear_map(name, node, in_shape)
+            if not (np.all(np.isfinite(matrix_values(matrix))) and np.all(np.isfinite(bias))):
+                raise HarnessError(
+                    f"node '{name}' ({type(node).__name__}) has NaN or infinite weights; the "
+                    "graph cannot run (was it exported from a diverged model?)"
+                )
             signals[name] = signal.apply(matrix, bias)
         elif isinstance(node, NEURON_TYPES):
             layer = _neuron_layer(name, node, in_shape, signal, latency, dt)

@@ -29,6 +29,11 @@ MODES = ("floating_pt", "fixed_pt")
 Matrix = np.ndarray | sparse.csr_matrix
 
 
+def matrix_values(matrix: Matrix) -> np.ndarray:
+    """The stored entries of a dense or sparse connection matrix."""
+    return matrix.data if sparse.issparse(matrix) else np.asarray(matrix)
+
+
 class HarnessError(AshError):
     """A graph, parameter or data file the Lava harness cannot run; one line naming the cause."""
 

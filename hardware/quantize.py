@@ -35,7 +35,14 @@ import numpy as np
 from lava.utils.weightutils import SignMode, clip_weights, determine_sign_mode, truncate_weights
 from scipy import sparse
 
-from hardware.plan import CONSTANT, Connection, HarnessError, LavaPlan, NeuronLayer
+from hardware.plan import (
+    CONSTANT,
+    Connection,
+    HarnessError,
+    LavaPlan,
+    NeuronLayer,
+    matrix_values,
+)
 from hardware.quantisation_report import (
     CurrentOverflow,
     InputCurrent,
@@ -256,7 +263,7 @@ def _quantize_layer(
 
 def _on_grid(target, exp: int, bits: int):
     """Weights `target / 2**exp` rounded to integers Lava's Dense keeps as they are."""
-    mode = determine_sign_mode(_values(target))
+    mode = determine_sign_mode(matrix_values(target))
     scaled = target * 2.0**-exp
     if mode == SignMode.MIXED:  # the sign takes a bit: Lava truncates to even values
         weight = _map(scaled, lambda v: 2 * np.rint(v / 2))
@@ -274,12 +281,8 @@ def _exponent(peak: float, limits: LoihiLimits) -> int:
     return math.ceil(math.log2(peak / limits.weight_max)) if peak > 0 else 0
 
 
-def _values(matrix) -> np.ndarray:
-    return matrix.data if sparse.issparse(matrix) else np.asarray(matrix)
-
-
 def _peak(matrix) -> float:
-    values = _values(matrix)
+    values = matrix_values(matrix)
     return float(np.max(np.abs(values))) if values.size else 0.0
 
 

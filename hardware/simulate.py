@@ -39,8 +39,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ash_neuro.atomic import remove_stale_temporaries  # noqa: E402
 from ash_neuro.errors import cli_entry  # noqa: E402
-from ash_neuro.nir_export.contract import EncoderContract, NIRExportError  # noqa: E402
+from ash_neuro.nir_export.contract import NIRExportError, read_sidecar, sidecar_path  # noqa: E402
 from hardware.graph import lower, read_graph  # noqa: E402
 from hardware.io import LavaResult, read_inputs, write_outputs  # noqa: E402
 from hardware.plan import MODES, HarnessError, LavaPlan  # noqa: E402
@@ -88,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         return work(args)
     if not args.timeout > 0:
         raise HarnessError(f"--timeout must be positive, got {args.timeout}")
+    # a worker killed mid-write (the watchdog's SIGKILL, or the user's) left its out.h5 temporary
+    remove_stale_temporaries(args.out)
     argv = sys.argv[1:] if argv is None else argv
     command = [sys.executable, str(Path(__file__).resolve()), *argv]
     status = run_watched(command + ["--worker-of", str(os.getpid())], args.timeout)
@@ -152,10 +155,10 @@ def work(args: argparse.Namespace) -> int:
 def resolve_dt(graph: Path, dt: float | None, metadata: dict) -> float:
     """--dt, else the sidecar's `dt`, else the graph metadata's, else DEFAULT_DT."""
     if dt is None:
-        sidecar = graph.with_name(graph.name + ".json")
+        sidecar = sidecar_path(graph)
         if sidecar.is_file():
             try:
-                dt = EncoderContract.from_json(sidecar.read_text()).dt
+                dt = read_sidecar(graph).dt
             except OSError as exc:
                 raise HarnessError(f"cannot read {sidecar} ({exc.strerror or exc})") from None
             except NIRExportError as exc:
@@ -171,7 +174,12 @@ def resolve_dt(graph: Path, dt: float | None, metadata: dict) -> float:
 def _metadata_dt(metadata: dict) -> float | None:
     """`dt` in graph metadata, directly or inside a JSON string (the exporter's contract)."""
     if "dt" in metadata:
-        return float(metadata["dt"])
+        try:
+            return float(metadata["dt"])
+        except (TypeError, ValueError):
+            raise HarnessError(
+                f"the graph's metadata dt is {metadata['dt']!r}, not a number of seconds; pass --dt"
+            ) from None
     for value in metadata.values():
         if isinstance(value, str) and value.lstrip().startswith("{"):
             try:

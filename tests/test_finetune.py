@@ -4,6 +4,7 @@ baselines, and one-line errors for bad input. (The tasks' own pieces: tests/task
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -74,7 +75,8 @@ def test_finetune_writes_checkpoint_and_resumes_exactly(
     assert set(TASKS.get(task).headline) <= set(metrics)
     state = load_checkpoint(tmp_path / "straight" / "ckpt.pt")
     assert state["progress"]["step"] == 4 and state["kind"] == "finetune"
-    assert state["task"]["name"] == task and state["init"] == str(pretrained)
+    assert state["task"]["name"] == task
+    assert state["init"] == {"path": str(pretrained.resolve()), "step": 2}
     records = (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()
     assert any(f"loss/{'itc' if task == 'retrieval' else task}" in r for r in records)
 
@@ -300,3 +302,13 @@ def test_finetune_reads_a_real_format_data_set(tiny_world, pretrained, tmp_path)
             logits, _ = loaded.model(collate([item]))
             hits += int(logits[0].argmax()) == int(item["label"])
     assert metrics["acc"] == pytest.approx(100 * hits / 18)
+
+
+def test_resume_from_another_init_is_refused(tiny_world, pretrained, tmp_path):
+    cfg = finetune_config(tiny_world, pretrained, "ve", "train.max_steps=1")
+    finetune_module.finetune(cfg, tmp_path / "run", pretrained)
+    other = tmp_path / "other" / "ckpt.pt"
+    other.parent.mkdir()
+    shutil.copy(pretrained, other)  # the same weights, found elsewhere: another --init
+    with pytest.raises(CheckpointError, match=r"was fine-tuned from another --init \(.*pretrained"):
+        finetune_module.finetune(cfg, tmp_path / "run", other, resume=True)

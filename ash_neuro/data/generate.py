@@ -23,7 +23,13 @@ from tqdm import tqdm
 from ash_neuro.atomic import replace_atomically
 from ash_neuro.config import WorldConfig, load_config
 from ash_neuro.data.scene import SPLITS
-from ash_neuro.data.tokenizer import save_tokenizer, tokenizer_path_for, train_tokenizer
+from ash_neuro.data.tokenizer import (
+    save_tokenizer,
+    tokenizer_fingerprint,
+    tokenizer_path_for,
+    train_tokenizer,
+    world_tokenizer_matches,
+)
 from ash_neuro.data.world import Chunk, make_chunk
 from ash_neuro.data.world_file import (
     TEXT_COLUMNS,
@@ -144,9 +150,9 @@ def generate_world(
     reason = "" if force else _stale_reason(cfg, path)
     if reason is None:
         notes = ()
-        if not tokenizer_path.is_file():
+        if not world_tokenizer_matches(path):
             save_tokenizer(train_tokenizer(_stored_texts(path), cfg.vocab_size), tokenizer_path)
-            notes = (f"world: rebuilt the missing tokenizer {tokenizer_path}",)
+            notes = (f"world: rebuilt the missing or foreign tokenizer {tokenizer_path}",)
         return GenerationResult(path, True, cfg.seed, split_sizes(cfg), notes=notes)
 
     notes = (f"world: {reason}",) if reason else ()
@@ -161,9 +167,12 @@ def generate_world(
             for chunk in _chunks(cfg):
                 writer.write_chunk(chunk)
                 bar.update(len(chunk.images))
-        texts = writer.texts()
+        tokenizer = train_tokenizer(writer.texts(), cfg.vocab_size)
+        # the pair is written one after the other: the world names its tokenizer, so a reader
+        # notices a tokenizer left from another world by a generation killed in between
+        writer.file.attrs["tokenizer_fingerprint"] = tokenizer_fingerprint(tokenizer)
         writer.close()
-        save_tokenizer(train_tokenizer(texts, cfg.vocab_size), tokenizer_path)
+        save_tokenizer(tokenizer, tokenizer_path)
     seconds = time.perf_counter() - start
     return GenerationResult(path, False, cfg.seed, split_sizes(cfg), seconds, notes)
 

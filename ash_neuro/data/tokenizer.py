@@ -7,6 +7,7 @@ loads as a `transformers.PreTrainedTokenizerFast` whose special tokens are [PAD]
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -68,6 +69,38 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Tokenizer:
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
     )
+    return tokenizer
+
+
+def tokenizer_fingerprint(tokenizer: Tokenizer) -> str:
+    """A hash of the tokenizer's definition (its canonical JSON), what a world file records of
+    the tokenizer beside it."""
+    return hashlib.sha256(tokenizer.to_str().encode()).hexdigest()[:16]
+
+
+def world_tokenizer_matches(world_path: str | Path) -> bool:
+    """Whether the tokenizer file beside a world is the one the world was written with."""
+    from ash_neuro.data.world_file import read_world_info
+
+    path = tokenizer_path_for(world_path)
+    if not path.is_file():
+        return False
+    try:
+        found = tokenizer_fingerprint(Tokenizer.from_file(str(path)))
+    except Exception:  # tokenizers raises a bare Exception on malformed JSON
+        return False
+    return found == read_world_info(world_path).tokenizer_fingerprint
+
+
+def load_world_tokenizer(world_path: str | Path) -> PreTrainedTokenizerFast:
+    """The tokenizer beside a world file, after checking it is the world's own."""
+    path = tokenizer_path_for(world_path)
+    tokenizer = load_tokenizer(path)
+    if not world_tokenizer_matches(world_path):
+        raise AshError(
+            f"{path} is not the tokenizer {world_path} was written with (an interrupted "
+            f"generation?); rebuild it: `python -m ash_neuro.data.generate --out {world_path}`"
+        )
     return tokenizer
 
 

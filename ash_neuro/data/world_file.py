@@ -52,8 +52,8 @@ from ash_neuro.errors import AshError
 
 FORMAT = "ash-neuro-world"
 # Bump whenever the same WorldConfig would produce different content: files written by another
-# version are regenerated rather than reused.
-VERSION = 1
+# version are regenerated rather than reused. 2: the file records its tokenizer's fingerprint.
+VERSION = 2
 # Config fields that change how a world is made but not what it contains.
 NON_CONTENT_FIELDS = ("path", "workers")
 IMAGE_CHUNK = 64  # images per HDF5 chunk
@@ -218,6 +218,7 @@ class WorldInfo:
     seed: int
     world_config: dict
     n_images: dict[str, int]
+    tokenizer_fingerprint: str | None = None  # of the tokenizer beside it (`tokenizer.py`)
 
     @property
     def total_images(self) -> int:
@@ -238,6 +239,7 @@ def read_world_info(path: str | Path) -> WorldInfo:
                 seed=int(f.attrs["seed"]),
                 world_config=json.loads(f.attrs["world_config"]),
                 n_images={s: int(f[s].attrs["n_images"]) for s in scene.SPLITS},
+                tokenizer_fingerprint=f.attrs.get("tokenizer_fingerprint"),
             )
     except WorldFileError:
         raise

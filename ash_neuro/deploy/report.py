@@ -19,6 +19,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
+from ash_neuro.atomic import replace_atomically
 from ash_neuro.deploy.records import UJ_PER_PJ, DeploymentRecord
 
 matplotlib.use("Agg")  # files only; no display on a headless machine
@@ -30,13 +31,19 @@ FILES = ("report.json", "report.md", "raster.png", "firing_rates.png", "energy.p
 def write_report(
     record: DeploymentRecord, rasters: dict[str, dict[str, np.ndarray]], folder: Path
 ) -> list[Path]:
-    """Write every file of the report into `folder`; returns their paths."""
+    """Write every file of the report into `folder`; returns their paths.
+
+    report.json, the record machines read (and `make demo` reuses), goes last and atomically,
+    after the previous one is removed: a report.json on disk always belongs to a complete
+    report."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.json").write_text(json.dumps(record.to_dict(), indent=2) + "\n")
+    (folder / "report.json").unlink(missing_ok=True)
     (folder / "report.md").write_text(markdown(record))
     plot_raster(rasters, folder / "raster.png")
     plot_firing_rates(record, folder / "firing_rates.png")
     plot_energy(record, folder / "energy.png")
+    with replace_atomically(folder / "report.json") as tmp:
+        tmp.write_text(json.dumps(record.to_dict(), indent=2) + "\n")
     return [folder / name for name in FILES]
 
 

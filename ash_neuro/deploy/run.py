@@ -43,6 +43,7 @@ from ash_neuro.nir_export.contract import (
     EncoderContract,
     NIRExportError,
     read_contract,
+    read_sidecar,
     sidecar_path,
 )
 from ash_neuro.runtime import resolve_device
@@ -80,10 +81,9 @@ def encoder_contract(nir_path: Path) -> EncoderContract:
         raise DeployError(
             f"NIR graph {nir_path} not found; export it with `python export/to_nir.py ckpt.pt`"
         )
-    sidecar = sidecar_path(nir_path)
     try:
-        if sidecar.is_file():
-            return EncoderContract.from_json(sidecar.read_text())
+        if sidecar_path(nir_path).is_file():
+            return read_sidecar(nir_path)
         return read_contract(nir_path)
     except NIRExportError as exc:
         raise DeployError(f"{nir_path}: {exc}") from None
@@ -115,7 +115,14 @@ def check_belongs(model: ASHNet, contract: EncoderContract, nir_path: Path) -> N
             f"{nir_path} was not exported from this checkpoint (graph vs checkpoint: "
             f"{'; '.join(differ)}); export it with `python export/to_nir.py ckpt.pt`"
         )
-    graph = nir.read(nir_path)
+    try:
+        graph = nir.read(nir_path)
+    except Exception as exc:  # nir raises bare Key/Value/OSErrors on a damaged file
+        detail = " ".join(str(exc).split())[:120]
+        raise DeployError(
+            f"{nir_path} is not a readable NIR graph ({type(exc).__name__}: {detail}); export "
+            "it again with `python export/to_nir.py ckpt.pt`"
+        ) from None
     affine = [n for n in graph.nodes.values() if isinstance(n, nir.Affine | nir.Linear)]
     for layer in (m for m in encoder.network if isinstance(m, torch.nn.Linear)):
         weight = layer.weight.detach().cpu().numpy()
@@ -196,6 +203,8 @@ def deploy(
             raise DeployError(f"unknown mode {mode!r}; use {' or '.join(MODES)}")
     if limit < 1:
         raise DeployError(f"--limit must be at least 1 image, got {limit}")
+    if chunk < 1:
+        raise DeployError(f"--chunk must be at least 1 image per Lava build, got {chunk}")
     load_profile(chip)  # a bad --chip fails before any work
     contract = encoder_contract(nir_path)
     torch_device = resolve_device(device)

@@ -8,6 +8,7 @@ environment without torch) reads the same record the exporter writes: the JSON s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -145,6 +146,42 @@ def sidecar_path(nir_path: str | Path) -> Path:
     """`encoder.nir` -> `encoder.nir.json`."""
     nir_path = Path(nir_path)
     return nir_path.with_name(nir_path.name + ".json")
+
+
+GRAPH_HASH_KEY = "graph_sha256"
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sidecar_text(contract: EncoderContract, graph_file: str | Path) -> str:
+    """The sidecar of a graph file: the contract and the graph's SHA-256, so that a reader
+    notices a sidecar left beside another graph (an export killed between the two renames)."""
+    return json.dumps({**contract.to_dict(), GRAPH_HASH_KEY: file_sha256(graph_file)}, indent=2)
+
+
+def read_sidecar(nir_path: str | Path) -> EncoderContract:
+    """The contract of `nir_path` from its sidecar, after checking the sidecar was written for
+    this very graph file (when it names one; a hand-written contract may not)."""
+    nir_path, sidecar = Path(nir_path), sidecar_path(nir_path)
+    try:
+        data = json.loads(sidecar.read_text())
+    except json.JSONDecodeError as exc:
+        raise NIRExportError(f"{sidecar} is not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise NIRExportError(f"{sidecar} is not a JSON object")
+    expected = data.pop(GRAPH_HASH_KEY, None)
+    if expected is not None and expected != file_sha256(nir_path):
+        raise NIRExportError(
+            f"{sidecar} was written for another graph than {nir_path} (an interrupted export?); "
+            "export again with `python export/to_nir.py ckpt.pt`"
+        )
+    return EncoderContract.from_dict(data)
 
 
 def read_contract(nir_path: str | Path) -> EncoderContract:

@@ -26,6 +26,7 @@ from ash_neuro.nir_export.contract import (
     ExportVerificationError,
     NIRExportError,
     sidecar_path,
+    sidecar_text,
 )
 from ash_neuro.nir_export.mapping import chain_order, float32_notes, network_to_nir, node_types
 
@@ -73,7 +74,7 @@ def export_network(
     # The sidecar's block encloses the graph's, so the graph moves into place first.
     with _replacing(sidecar) as sidecar_tmp, _replacing(path) as graph_tmp:
         _write(lambda: nir.write(graph_tmp, graph), path)
-        _write(lambda: sidecar_tmp.write_text(contract.to_json() + "\n"), sidecar)
+        _write(lambda: sidecar_tmp.write_text(sidecar_text(contract, graph_tmp) + "\n"), sidecar)
         back = nir.read(graph_tmp)
         if EncoderContract.from_json(back.metadata.get(METADATA_KEY, "")) != contract:
             raise ExportVerificationError("the contract read back from the graph differs")

@@ -182,3 +182,25 @@ def test_cli_bad_config_is_one_line(tmp_path, override, message):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
     assert not (tmp_path / "w.h5").exists()
+
+
+def test_a_tokenizer_left_from_another_world_is_noticed_and_rebuilt(tmp_path):
+    """World and tokenizer are written one after the other; a generation killed between leaves
+    a pair that does not belong together. The world names its tokenizer's fingerprint: loading
+    refuses a foreign tokenizer in one line, and the next generation rebuilds it."""
+    import shutil
+
+    from ash_neuro.data.tokenizer import load_tokenizer, load_world_tokenizer
+    from ash_neuro.errors import AshError
+
+    ours, theirs = tmp_path / "a" / "world.h5", tmp_path / "b" / "world.h5"
+    generate_world(WorldConfig(seed=1, workers=1, **SMALL), ours)
+    generate_world(WorldConfig(seed=2, workers=1, vocab_size=150, **SMALL), theirs)
+    own_ids = load_world_tokenizer(ours)("a red cube")["input_ids"]
+    shutil.copy(tokenizer_path_for(theirs), tokenizer_path_for(ours))
+    assert load_tokenizer(tokenizer_path_for(ours))("a red cube")["input_ids"] != own_ids
+    with pytest.raises(AshError, match=r"is not the tokenizer .*world.h5 was written with"):
+        load_world_tokenizer(ours)
+    result = generate_world(WorldConfig(seed=1, workers=1, **SMALL), ours)
+    assert result.reused and "rebuilt the missing or foreign tokenizer" in result.notes[0]
+    assert load_world_tokenizer(ours)("a red cube")["input_ids"] == own_ids

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 
@@ -19,6 +20,7 @@ from ash_neuro.nir_export.contract import (
     ExportVerificationError,
     NIRExportError,
     read_contract,
+    read_sidecar,
     sidecar_path,
 )
 from ash_neuro.nir_export.mapping import lif_box_to_nir, network_to_nir
@@ -193,7 +195,10 @@ def test_round_trip_agrees_completely(tmp_path):
     assert report.node_types == ["Input", "Affine", "LIF", "Affine", "LIF", "Output"]
     assert read_contract(report.path) == contract
     sidecar = json.loads(sidecar_path(report.path).read_text())
+    # the sidecar names the very graph file it was written with
+    assert sidecar.pop("graph_sha256") == hashlib.sha256(report.path.read_bytes()).hexdigest()
     assert EncoderContract.from_dict(sidecar) == contract
+    assert read_sidecar(report.path) == contract
     assert sidecar["dt"] == DT and sidecar["time_steps"] == 6
     graph = nir.read(report.path)
     assert graph.metadata[METADATA_KEY] == contract.to_json()

@@ -73,6 +73,8 @@ def test_cli_exports_and_verifies_a_checkpoint(tmp_path):
     assert "NIR's equations (NumPy, forward Euler) vs the encoder: 100.00%" in out
     assert "through the checkpoint's visual encoder and its 'poisson' input encoding" in out
     assert "export time:" in out
+    rate = float(out.split("output spike rate: ")[1].split()[0])
+    assert rate > 0.01  # the 100% agreements above are not between two silent networks
     path = ckpt.parent / "encoder.nir"  # the default output lies beside the checkpoint
     contract = read_contract(path)
     assert (contract.time_steps, contract.dt, contract.input_encoding) == (5, 1e-3, "poisson")
@@ -127,6 +129,7 @@ class Payload:
         ("ann_only", "this checkpoint has no spiking encoder (model.spiking.kind=none)"),
         ("other_code", "does not fit the network its config builds (size mismatch for "),
         ("output_dir", "cannot write"),
+        ("nan_weights", "holds non-finite weights (semantic_abstract_encoder.network.0.weight)"),
     ],
 )
 def test_bad_inputs_are_one_line_errors(kind, message, tmp_path, capsys):
@@ -143,6 +146,10 @@ def test_bad_inputs_are_one_line_errors(kind, message, tmp_path, capsys):
         state = load_checkpoint(make_checkpoint(ckpt))
         state["config"]["model"]["spiking"]["hidden_dims"] = [20]
         save_checkpoint(state, ckpt)
+    elif kind == "nan_weights":  # a diverged model never reaches a graph
+        state = load_checkpoint(make_checkpoint(ckpt))
+        state["model"]["semantic_abstract_encoder.network.0.weight"][0, 0] = float("nan")
+        torch.save(state, ckpt)
     else:
         make_checkpoint(ckpt)
         args = ["-o", str(tmp_path)]

@@ -16,20 +16,15 @@ import numpy as np
 import pytest
 from lava_helpers import SIMULATE, chain, lif
 
-from hardware.runner import LavaError, lava_python
+from tests.conftest import require_lava
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
 def lava() -> Path:
-    """The Lava interpreter; skips the test when the Lava environment is absent (fails in CI)."""
-    try:
-        return lava_python()
-    except LavaError as exc:
-        if os.environ.get("CI"):  # CI makes .venv-lava first: a missing one is a failure there
-            pytest.fail(f"no Lava environment in CI ({exc})")
-        pytest.skip(f"no Lava environment ({exc})")
+    """The Lava interpreter (`tests.conftest.require_lava`)."""
+    return require_lava()
 
 
 @pytest.fixture

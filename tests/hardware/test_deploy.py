@@ -208,3 +208,85 @@ def test_missing_lava_environment_is_one_line(tiny_run, tmp_path, monkeypatch, c
     monkeypatch.setenv("ASH_LAVA_PYTHON", str(tmp_path / "no-python"))
     line = fails_with(capsys, [str(p) for p in tiny_run])
     assert "make lava-env" in line
+
+
+@pytest.mark.parametrize("chunk", ["0", "-1"])
+def test_a_chunk_below_one_image_is_one_line(tiny_run, capsys, chunk):
+    line = fails_with(capsys, [str(p) for p in tiny_run] + ["--chunk", chunk])
+    assert f"--chunk must be at least 1 image per Lava build, got {chunk}" in line
+
+
+def test_a_damaged_graph_beside_its_sidecar_is_one_line(tiny_run, capsys):
+    ckpt, graph = tiny_run
+    data = bytearray(graph.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\x00" * 64  # the sidecar is intact
+    graph.write_bytes(bytes(data))
+    line = fails_with(capsys, [str(ckpt), str(graph)])
+    assert "encoder.nir.json was written for another graph than" in line
+    graph.with_name("encoder.nir.json").unlink()  # no sidecar: the graph itself is read
+    line = fails_with(capsys, [str(ckpt), str(graph)])
+    assert "encoder.nir is not a readable NIR graph" in line
+
+
+def test_an_interrupted_report_leaves_no_report_json(lava, tiny_run, tmp_path, monkeypatch):
+    """report.json (what `make demo` reuses) is written last: an interrupt while plotting
+    leaves the folder without one, never a stale or partial record."""
+    from ash_neuro.deploy import report
+
+    ckpt, graph = tiny_run
+    folder = tmp_path / "report"
+    record, rasters = deploy(ckpt, graph, limit=1, modes=("floating_pt",), device="cpu")
+    report.write_report(record, rasters, folder)
+    assert (folder / "report.json").is_file()
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "plot_energy", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        report.write_report(record, rasters, folder)
+    assert not (folder / "report.json").exists()
+
+
+def test_energy_per_image_by_hand(lava, tiny_run):
+    """The energy record against the published per-operation figures applied by hand to the
+    run's own counts (the loihi2 profile's Loihi figures, ann_45nm's MAC)."""
+    ckpt, graph = tiny_run
+    record = deploy(ckpt, graph, limit=2, modes=("floating_pt",), device="cpu")[0]
+    energy = record.modes["floating_pt"].energy
+    widths = list(record.layer_sizes.values())  # lif1, lif2
+    rows, steps = record.rows_per_image, record.time_steps
+    in_dim = 32  # the tiny visual width: the encoder's input
+    rates = record.modes["floating_pt"].firing_rates
+    spikes = [rates[name] * rows * steps * width for name, width in record.layer_sizes.items()]
+    inputs = [rows * steps * in_dim, spikes[0]]  # graded currents (all non-zero), then spikes
+    synaptic = sum(e * w * 23.6 for e, w in zip(inputs, widths))
+    neurons = sum(w * rows * steps * 81.0 for w in widths)
+    messages = sum(e * (1.7 + 3.5) for e in inputs)
+    assert energy.snn_uj_per_image == pytest.approx((synaptic + neurons + messages) * 1e-6)
+    macs = (in_dim * widths[0] + widths[0] * widths[1]) * rows
+    assert energy.ann_uj_per_image == pytest.approx(macs * 4.6 * 1e-6)
+    assert spikes[0] > 0 and spikes[1] > 0
+
+
+def test_a_trained_encoder_runs_in_fixed_pt_close_to_norse(lava, tiny_config, tmp_path):
+    """The real encoder after training (not an initialisation) on Loihi's integers: per layer
+    at least 97% of the spike entries equal Norse's and the spike counts within 5%."""
+    import dataclasses
+
+    from ash_neuro.train import train
+
+    cfg = dataclasses.replace(
+        tiny_config, train=dataclasses.replace(tiny_config.train, max_steps=8)
+    )
+    train(cfg, tmp_path)
+    export_checkpoint(tmp_path / "ckpt.pt", tmp_path / "encoder.nir", samples=2)
+    record = deploy(
+        tmp_path / "ckpt.pt", tmp_path / "encoder.nir", limit=4, modes=("fixed_pt",), device="cpu"
+    )[0]
+    fixed = record.modes["fixed_pt"]
+    for name, share in fixed.agreement.layers.items():
+        norse_rate, lava_rate = record.norse.firing_rates[name], fixed.firing_rates[name]
+        assert norse_rate > 0.01, name
+        assert share >= 0.97, (name, share)
+        assert abs(lava_rate - norse_rate) <= 0.05 * norse_rate, (name, lava_rate, norse_rate)
