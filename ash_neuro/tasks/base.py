@@ -64,6 +64,12 @@ def majority(counts: Mapping[int, float]) -> int:
     return min(counts, key=lambda value: (-counts[value], value))
 
 
+def fused_cls(model: TaskModel, batch: Mapping[str, Tensor], visual: VisualOutput) -> Tensor:
+    """The batch's texts fused with their images, position 0 ([CLS]): `(B, width)`."""
+    text = model.backbone.encode_text(batch["text_ids"], batch["text_mask"])
+    return model.backbone.fuse(text.hidden, batch["text_mask"], visual.tokens)[:, 0]
+
+
 class Task:
     """A downstream task; subclasses fill in the class attributes and the methods below.
 
@@ -100,9 +106,7 @@ class Task:
 
     def logits(self, model: TaskModel, batch: Mapping[str, Tensor], visual: VisualOutput) -> Tensor:
         """Head outputs for a batch whose images (`image_suffixes` order) are in `visual`."""
-        text = model.backbone.encode_text(batch["text_ids"], batch["text_mask"])
-        cls = model.backbone.fuse(text.hidden, batch["text_mask"], visual.tokens)[:, 0]
-        return model.head(cls)
+        return model.head(fused_cls(model, batch, visual))
 
     def loss(
         self, model: TaskModel, batch: Mapping[str, Tensor], info: TokenizerInfo

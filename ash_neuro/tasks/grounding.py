@@ -25,7 +25,7 @@ from ash_neuro.models.outputs import VisualOutput
 from ash_neuro.models.task_heads import BoxScoringHead, pool_regions
 from ash_neuro.models.task_model import TaskModel
 from ash_neuro.registry import TASKS
-from ash_neuro.tasks.base import Task, within_limit
+from ash_neuro.tasks.base import Task, fused_cls, within_limit
 
 
 def centre_box(boxes: Tensor) -> Tensor:
@@ -61,8 +61,7 @@ class Grounding(Task):
         return BoxScoringHead(backbone.text_encoder.width, sets * backbone.cfg.visual.dim)
 
     def logits(self, model: TaskModel, batch: Mapping[str, Tensor], visual: VisualOutput) -> Tensor:
-        text = model.backbone.encode_text(batch["text_ids"], batch["text_mask"])
-        cls = model.backbone.fuse(text.hidden, batch["text_mask"], visual.tokens)[:, 0]
+        cls = fused_cls(model, batch, visual)
         boxes = batch["candidate_boxes"]
         regions = torch.cat(
             [pool_regions(visual.tokens[:, g.start : g.stop], boxes) for g in visual.grids],
