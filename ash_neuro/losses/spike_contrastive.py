@@ -16,7 +16,8 @@ The loss is the supervised-contrastive form with the mean over positives outside
     L(a) = -1/|P(a)| sum_{p in P(a)} log( exp(s_ap / tau) / D(a) ),
     D(a) = sum_{p in P(a)} exp(s_ap / tau) + sum_{n in N(a)} w_an exp(s_an / tau),
 
-averaged over anchors. Hard samples: the paper emphasises the negatives most similar to an
+averaged over anchors (a silent representation, no spike in its window, counts as the zero
+vector: `unit_or_zero`). Hard samples: the paper emphasises the negatives most similar to an
 anchor. We do so by weighting the `hard_negatives` most similar negatives of each anchor by
 `hard_negative_weight` (w = 1 for the others) in the denominator, which raises their share of
 the gradient by that factor; a weight of 1 or `hard_negatives = 0` gives the plain loss. This
@@ -30,7 +31,6 @@ import math
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ash_neuro.losses.base import Loss
@@ -53,6 +53,16 @@ def pool_spikes(spikes: Tensor, window: int = 1) -> Tensor:
     return torch.stack([chunk.mean(dim=0) for chunk in spikes.split(window, dim=0)])
 
 
+def unit_or_zero(reps: Tensor) -> Tensor:
+    """Rows `(N, D)` scaled to unit norm; a silent row (no spike in its window: rates all 0)
+    has no direction and stays zero, so it is equally similar to everything and sends no
+    gradient back. (`F.normalize` would divide it by its eps and send 1/eps = 1e12 times the
+    upstream gradient into the encoders: with few tokens per image, GSHN's instances, a step
+    in which no token spikes is common.)"""
+    norm = reps.norm(dim=-1, keepdim=True)
+    return torch.where(norm > 0, reps / norm.clamp(min=1e-12), torch.zeros_like(reps))
+
+
 def spike_contrastive_loss(
     spikes: Tensor,
     other_view: Tensor | None = None,
@@ -72,7 +82,7 @@ def spike_contrastive_loss(
     per_image, batch = reps.shape[0], reps.shape[1]
     if per_image < 2:
         raise ValueError("spike contrast needs two views or more than one time window")
-    z = F.normalize(reps.reshape(per_image * batch, -1).float(), dim=-1)
+    z = unit_or_zero(reps.reshape(per_image * batch, -1).float())
     logits = z @ z.T / temperature
     same = positive_mask(batch, image_ids, z.device).repeat(per_image, per_image)
     self_pair = torch.eye(len(z), dtype=torch.bool, device=z.device)

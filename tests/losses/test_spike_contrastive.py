@@ -146,3 +146,22 @@ def test_equals_a_numpy_loop_of_the_formula(hard_negatives, hard_weight, window,
         views, 0.2, hard_negatives, hard_weight, window, ids or list(range(5))
     )
     assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_silent_window_sends_no_gradient():
+    # image 0 is silent at step 0: its rates there are all zero and have no direction
+    rates = torch.tensor([[[0.0, 0.0], [0.5, 0.0]], [[0.25, 0.5], [0.0, 0.5]]]).requires_grad_()
+    loss = spike_contrastive_loss(rates, temperature=0.5)
+    loss.backward()
+    assert torch.isfinite(loss) and rates.grad.abs().max() < 10
+    assert torch.equal(rates.grad[0, 0], torch.zeros(2))
+    # its similarity to everything is 0: the loss of the other rows is what the formula gives
+    root5 = 5**0.5  # (0.25, 0.5) has norm sqrt(5) / 4
+    z = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1 / root5, 2 / root5], [0.0, 1.0]])  # t * B + b
+    logits = z @ z.T / 0.5
+    positives = {0: 2, 1: 3, 2: 0, 3: 1}
+    terms = []
+    for a, p in positives.items():
+        others = torch.cat([logits[a, :a], logits[a, a + 1 :]])
+        terms.append(-(logits[a, p] - torch.logsumexp(others, dim=0)))
+    assert loss.item() == pytest.approx(torch.stack(terms).mean().item(), rel=1e-5)
