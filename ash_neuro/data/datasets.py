@@ -259,12 +259,30 @@ class RetrievalSplit:
     texts: list[str]  # every caption of those images
     txt2img: Tensor  # (T,) int64: the image of each caption
     img2txt: list[list[int]]  # the captions of each image
+    instance_maps: Tensor | None = None  # (N, H, W) int64, with_panoptic only
+
+
+def has_panoptic(source: Source) -> bool:
+    """Whether `source` serves panoptic maps (`Source.has_panoptic`; False if it does not say)."""
+    return bool(getattr(source, "has_panoptic", False))
+
+
+def instance_maps(source: Source, count: int) -> Tensor:
+    """The panoptic instance maps of the first `count` images of `source`, `(count, H, W)`
+    int64."""
+    return torch.from_numpy(
+        np.stack([source.panoptic(i)[0] for i in range(count)]).astype(np.int64)
+    )
 
 
 def retrieval_split(
-    source: str | Path | Source, split: str = "test", limit: int | None = None
+    source: str | Path | Source,
+    split: str = "test",
+    limit: int | None = None,
+    with_panoptic: bool = False,
 ) -> RetrievalSplit:
-    """The first `limit` images of a split (all if None or 0) with all their captions."""
+    """The first `limit` images of a split (all if None or 0) with all their captions (and, with
+    `with_panoptic`, their panoptic instance maps)."""
     src = open_source(source, split)
     n = min(limit, len(src)) if limit else len(src)
     captions: Sequence = [r for r in src.captions() if r.image < n]
@@ -277,4 +295,5 @@ def retrieval_split(
         texts=[r.text for r in captions],
         txt2img=torch.tensor([r.image for r in captions], dtype=torch.int64),
         img2txt=img2txt,
+        instance_maps=instance_maps(src, n) if with_panoptic else None,
     )

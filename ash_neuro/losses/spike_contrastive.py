@@ -3,7 +3,8 @@
 The SNN's output is a sequence of spike maps, so one image yields several representations
 without any extra network: one per time step (or per window of `window` consecutive steps),
 and as many again per augmented view. Each representation is the spike map pooled over tokens
-(per-channel firing rate in that window), L2-normalised. For an anchor (view v, window t,
+(per-channel firing rate in that window; over the real tokens only when a mask marks padded
+ones, GSHN's absent instances), L2-normalised. For an anchor (view v, window t,
 image b):
 
     positives  the same image at every other window and view (with `image_ids`, any item of
@@ -35,17 +36,18 @@ from torch import Tensor
 
 from ash_neuro.losses.base import Loss
 from ash_neuro.losses.targets import positive_mask
+from ash_neuro.models.outputs import token_mean
 from ash_neuro.registry import LOSSES
 
 if TYPE_CHECKING:
     from ash_neuro.objective import ForwardPass
 
 
-def pool_spikes(spikes: Tensor, window: int = 1) -> Tensor:
-    """Spikes `(T, B, N, D)` or already token-pooled `(T, B, D)` -> per-window rates
-    `(ceil(T / window), B, D)`."""
+def pool_spikes(spikes: Tensor, window: int = 1, mask: Tensor | None = None) -> Tensor:
+    """Spikes `(T, B, N, D)` (tokens where `mask` `(B, N)` is True; None: all) or already
+    token-pooled `(T, B, D)` -> per-window rates `(ceil(T / window), B, D)`."""
     if spikes.dim() == 4:
-        spikes = spikes.mean(dim=2)
+        spikes = token_mean(spikes, mask, dim=2)
     if spikes.dim() != 3:
         raise ValueError(f"expected spikes (T, B, N, D) or (T, B, D), got {tuple(spikes.shape)}")
     if window < 1:
@@ -71,13 +73,15 @@ def spike_contrastive_loss(
     hard_negative_weight: float = 1.0,
     window: int = 1,
     image_ids: Tensor | None = None,
+    mask: Tensor | None = None,
+    other_mask: Tensor | None = None,
 ) -> Tensor:
     """The loss above for spikes `(T, B, N, D)` or `(T, B, D)` and optionally a second view of
-    the same B images (same shape). Needs at least two representations per image: T > window
-    or a second view."""
-    views = [pool_spikes(spikes, window)]
+    the same B images (same shape), with the token masks `(B, N)` of each (None: every token
+    real). Needs at least two representations per image: T > window or a second view."""
+    views = [pool_spikes(spikes, window, mask)]
     if other_view is not None:
-        views.append(pool_spikes(other_view, window))
+        views.append(pool_spikes(other_view, window, other_mask))
     reps = torch.cat(views)  # (V * W, B, D)
     per_image, batch = reps.shape[0], reps.shape[1]
     if per_image < 2:
@@ -111,11 +115,14 @@ class SpikeContrastive(Loss):
     needs = frozenset({"spikes"})
 
     def __call__(self, forward: ForwardPass) -> Tensor:
+        second = forward.second_view
         return spike_contrastive_loss(
             forward.visual.spikes,
-            forward.second_view.spikes,
+            second.spikes,
             temperature=self.cfg.temperature,
             hard_negatives=self.cfg.hard_negatives,
             hard_negative_weight=self.cfg.hard_negative_weight,
             image_ids=forward.image_ids,
+            mask=forward.visual.features.mask,
+            other_mask=second.features.mask,
         )
