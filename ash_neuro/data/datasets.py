@@ -31,7 +31,8 @@ max_len; K = max_instances, 6 for the procedural world):
     candidate_boxes  float32 (B, K, 4)     every instance box of the image, zero padded
     candidate_mask   bool    (B, K)        True on real candidates
     target_index     int64   (B,)          row of the target in candidate_boxes
-  with_panoptic=True adds, for image (NLVR: also `_b` keys for image_b)
+  with_panoptic=True (asked for when the visual encoder reads instance maps and the source has
+  them: `models.factory.reads_instance_maps`) adds, for image (NLVR: also `_b` keys for image_b)
     instance_map     int64   (B, H, W)     0 wall, 1 floor (stuff), 2 + k instance k
     object_classes   int64   (B, K)        panoptic class of instance 2 + k (2 + shape index:
                                            see the world's `panoptic_classes`), -1 padding
