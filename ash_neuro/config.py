@@ -94,7 +94,11 @@ class WorldConfig:
 @dataclass
 class VisualConfig:
     """Visual concrete encoder (ANN): `kind` from `registry.VISUAL_ENCODERS` ("vit": patches
-    to continuous tokens)."""
+    to continuous tokens; "panoptic_instances": the same patches pooled into one token per
+    panoptic instance, GSHN). The last four keys are the instance encoder's: `max_instances`
+    tokens per image (K), instances from the data's panoptic maps with a k-means fallback for
+    images without them (`segments: panoptic`) or always from k-means (`kmeans`), and the
+    k-means iterations and weight of a patch's position against its features."""
 
     kind: str = "vit"
     patch_size: int = 8
@@ -102,6 +106,10 @@ class VisualConfig:
     depth: int = 2
     heads: int = 4
     mlp_ratio: float = 2.0
+    max_instances: int = 8
+    segments: Literal["panoptic", "kmeans"] = "panoptic"
+    kmeans_iters: int = 8
+    kmeans_spatial: float = 1.0
 
     def __post_init__(self) -> None:
         _ranges(self, patch_size=">= 1", dim=">= 1", depth=">= 1", heads=">= 1", mlp_ratio="> 0")
@@ -155,10 +163,23 @@ class TextConfig:
 
 
 @dataclass
+class GraphConfig:
+    """Graph encoder over the visual tokens, beside the spiking encoder: `kind` from
+    `registry.GRAPH_ENCODERS` ("none"; "gat": GSHN's graph attention over instance tokens,
+    `depth` layers of `heads` heads)."""
+
+    kind: str = "none"
+    depth: int = 1
+    heads: int = 4
+
+
+@dataclass
 class AdapterConfig:
-    """Adapter re-joining spikes and ANN tokens: `kind` from `registry.ADAPTERS`."""
+    """Adapter re-joining spikes and ANN tokens: `kind` from `registry.ADAPTERS` ("concat";
+    "ratio": GSHN's V' = r * E_SNN + F_GAT, r learned from `ratio_init`)."""
 
     kind: str = "concat"
+    ratio_init: float = 1.0
 
 
 @dataclass
@@ -180,6 +201,7 @@ class ModelConfig:
     visual: VisualConfig = field(default_factory=VisualConfig)
     spiking: SpikingConfig = field(default_factory=SpikingConfig)
     text: TextConfig = field(default_factory=TextConfig)
+    graph: GraphConfig = field(default_factory=GraphConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
 
@@ -484,6 +506,7 @@ def _check_consistency(cfg: Config) -> None:
         )
     for key, dim, heads in (
         ("model.visual", v.dim, v.heads),
+        ("model.graph", v.dim, cfg.model.graph.heads),
         ("model.text", cfg.model.text.dim, cfg.model.text.heads),
         ("model.fusion", cfg.model.text.dim, cfg.model.fusion.heads),
     ):

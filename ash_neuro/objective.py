@@ -2,7 +2,8 @@
 
 A batch is `image` `(B, 3, H, W)` float in [0, 1], `text_ids` and `text_mask` `(B, L)` int64
 (BERT-style: [CLS] ... [SEP] [PAD]...), and optionally `image_id` `(B,)` (captions of the same
-image are then positives of one another, never negatives). A loss with weight 0 is not built
+image are then positives of one another, never negatives) and `instance_map` `(B, H, W)` (for a
+visual encoder that reads panoptic maps). A loss with weight 0 is not built
 at all, nor is anything only it needs (the augmented view, the masked text, the ITM pairs): the
 model's outputs are computed on demand by `ForwardPass`, once per batch. A loss whose `needs`
 the model does not produce is skipped whatever its weight (the spiking losses of an ANN-only
@@ -26,7 +27,7 @@ from ash_neuro.losses.base import Loss
 from ash_neuro.losses.itc import image_text_logits
 from ash_neuro.losses.mlm import TokenizerInfo
 from ash_neuro.models.ash_net import ASHNet
-from ash_neuro.models.augment import augment_view
+from ash_neuro.models.augment import augment_pair
 from ash_neuro.models.outputs import TextOutput, VisualOutput
 from ash_neuro.registry import LOSSES
 
@@ -46,7 +47,7 @@ class ForwardPass:
     ) -> None:
         self.model, self.batch, self.cfg, self.tokenizer = model, batch, cfg, tokenizer
         self.image_ids: Tensor | None = batch.get("image_id")
-        self.visual: VisualOutput = model.encode_image(batch["image"])
+        self.visual: VisualOutput = model.encode_image(batch["image"], batch.get("instance_map"))
 
     @cached_property
     def text(self) -> TextOutput:
@@ -60,8 +61,10 @@ class ForwardPass:
 
     @cached_property
     def second_view(self) -> VisualOutput:
-        """The batch's images under a fresh random crop and colour jitter."""
-        return self.model.encode_image(augment_view(self.batch["image"]))
+        """The batch's images under a fresh random crop and colour jitter (their panoptic maps,
+        where the batch has them, under the same crop)."""
+        view, instance_map = augment_pair(self.batch["image"], self.batch.get("instance_map"))
+        return self.model.encode_image(view, instance_map)
 
 
 def enabled_losses(model: ASHNet, cfg: LossConfig) -> dict[str, Loss]:

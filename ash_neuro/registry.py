@@ -78,7 +78,9 @@ class Registry(Generic[T]):
 # one more `@<REGISTRY>.register("name")` in its own file (listed here when it ships with
 # ash-neuro) and a `kind: name` in a config.
 VISUAL_ENCODERS: Registry = Registry(
-    "visual encoder", "model.visual.kind", ("ash_neuro.models.visual_concrete_encoder",)
+    "visual encoder",
+    "model.visual.kind",
+    ("ash_neuro.models.visual_concrete_encoder", "ash_neuro.models.panoptic_instance_encoder"),
 )
 SPIKING_ENCODERS: Registry = Registry(
     "spiking encoder", "model.spiking.kind", ("ash_neuro.models.semantic_abstract_encoder",)
@@ -89,7 +91,12 @@ SPIKE_CODINGS: Registry = Registry(
 TEXT_ENCODERS: Registry = Registry(
     "text encoder", "model.text.kind", ("ash_neuro.models.text_encoder",)
 )
-ADAPTERS: Registry = Registry("adapter", "model.adapter.kind", ("ash_neuro.models.adapter",))
+GRAPH_ENCODERS: Registry = Registry(
+    "graph encoder", "model.graph.kind", ("ash_neuro.models.instance_graph",)
+)
+ADAPTERS: Registry = Registry(
+    "adapter", "model.adapter.kind", ("ash_neuro.models.adapter", "ash_neuro.models.ratio_adapter")
+)
 FUSION_ENCODERS: Registry = Registry(
     "fusion encoder", "model.fusion.kind", ("ash_neuro.models.fusion_encoder",)
 )
@@ -98,7 +105,7 @@ LOSSES: Registry = Registry(
     "loss.weights",
     tuple(
         f"ash_neuro.losses.{name}"
-        for name in ("itc", "itm", "mlm", "spike_contrastive", "stua", "spike_rate")
+        for name in ("itc", "itm", "mlm", "spike_contrastive", "stua", "stl", "spike_rate")
     ),
 )
 TASKS: Registry = Registry(

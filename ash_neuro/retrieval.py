@@ -50,18 +50,21 @@ def itm_match_scores(
     image_rows: Tensor,
     text_rows: Tensor,
     batch_size: int = 256,
+    visual_mask: Tensor | None = None,
 ) -> Tensor:
     """ITM log-odds of "matching" for the pairs (image_rows[i], text_rows[i]) -> `(P,)`.
 
-    visual_tokens `(N_img, n', dim)`, text_hidden `(N_txt, L, width)` and text_mask on the
-    model's device; the pairs are fused in batches, each reading only the images it needs.
+    visual_tokens `(N_img, n', dim)` (and their `visual_mask` `(N_img, n')`, None: all real),
+    text_hidden `(N_txt, L, width)` and text_mask on the model's device; the pairs are fused in
+    batches, each reading only the images it needs.
     """
     out = []
     for i in range(0, len(image_rows), batch_size):
         images = image_rows[i : i + batch_size]
         texts = text_rows[i : i + batch_size]
         needed, index = torch.unique(images, return_inverse=True)
-        fused = model.fuse(text_hidden[texts], text_mask[texts], visual_tokens[needed], index)
+        mask = None if visual_mask is None else visual_mask[needed]
+        fused = model.fuse(text_hidden[texts], text_mask[texts], visual_tokens[needed], index, mask)
         logits = model.itm(fused[:, 0]).float()
         out.append((logits[:, 1] - logits[:, 0]).cpu())
     return torch.cat(out) if out else torch.empty(0)
@@ -77,10 +80,12 @@ def itm_rerank(
     max_len: int,
     device: torch.device,
     k: int,
+    visual_mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """(text-to-image, image-to-text) score matrices `(N_img, N_txt)`: each text's top-k images
     and each image's top-k texts by `similarity` get their ITM score and rank first; the other
-    candidates follow in `similarity` order. `visual_tokens` `(N_img, n', dim)` on `device`."""
+    candidates follow in `similarity` order. `visual_tokens` `(N_img, n', dim)` on `device`,
+    with their `visual_mask` `(N_img, n')` (None: every token real)."""
     enc = tokenizer(
         list(texts), padding=True, truncation=True, max_length=max_len, return_tensors="pt"
     )
@@ -101,7 +106,13 @@ def itm_rerank(
     directions = []
     for image_rows, text_rows in ((top_images, their_texts), (their_images, top_texts)):
         scores = itm_match_scores(
-            model, visual_tokens, hidden, mask, image_rows.to(device), text_rows.to(device)
+            model,
+            visual_tokens,
+            hidden,
+            mask,
+            image_rows.to(device),
+            text_rows.to(device),
+            visual_mask=visual_mask,
         )
         directions.append(promote(similarity, image_rows, text_rows, scores))
     return directions[0], directions[1]
@@ -118,14 +129,20 @@ def promote(similarity: Tensor, image_rows: Tensor, text_rows: Tensor, scores: T
 
 @torch.no_grad()
 def encode_images(
-    images: Tensor, encode: Encode, device: torch.device, batch_size: int = 128
+    images: Tensor,
+    encode: Encode,
+    device: torch.device,
+    batch_size: int = 128,
+    instance_maps: Tensor | None = None,
 ) -> VisualOutput:
-    """Images `(N, 3, H, W)` in [0, 1] (image i has index i) through the encode hook, in
-    batches -> one `VisualOutput`."""
+    """Images `(N, 3, H, W)` in [0, 1] (image i has index i), with their panoptic instance maps
+    `(N, H, W)` where the data has them, through the encode hook, in batches -> one
+    `VisualOutput`."""
     parts = []
     for i in range(0, len(images), batch_size):
         ids = torch.arange(i, min(i + batch_size, len(images)), device=device)
-        parts.append(encode(VisualInput(images[i : i + batch_size].to(device), ids)))
+        maps = None if instance_maps is None else instance_maps[i : i + batch_size].to(device)
+        parts.append(encode(VisualInput(images[i : i + batch_size].to(device), ids, maps)))
     return VisualOutput.concat(parts)
 
 
@@ -145,13 +162,21 @@ def evaluate_retrieval(
     model.eval()
     try:
         encode = encode or (lambda inputs: model.encode_image(inputs.image, inputs.instance_map))
-        visual = encode_images(data.images, encode, device)
+        visual = encode_images(data.images, encode, device, instance_maps=data.instance_maps)
         text_embed = embed_texts(model, data.texts, tokenizer, max_len, device)
         similarity = visual.image_embed.float().cpu() @ text_embed.T
         if rerank_k == 0:
             return recall_at_k(similarity, data.txt2img, data.img2txt)
         t2i, i2t = itm_rerank(
-            model, similarity, visual.tokens, data.texts, tokenizer, max_len, device, rerank_k
+            model,
+            similarity,
+            visual.tokens,
+            data.texts,
+            tokenizer,
+            max_len,
+            device,
+            rerank_k,
+            visual.mask,
         )
         return recall_at_k(t2i, data.txt2img, data.img2txt, similarity_i2t=i2t)
     finally:

@@ -27,6 +27,7 @@ from ash_neuro.models.factory import (
     build_model,
     check_components,
     describe_checkpoint,
+    reads_instance_maps,
 )
 from ash_neuro.objective import PretrainingObjective
 from ash_neuro.retrieval import evaluate_retrieval
@@ -39,7 +40,9 @@ def evaluate(
 ) -> dict[str, float]:
     """ITC retrieval Recall@1/5/10 both ways on the first `train.eval_limit` images of a split;
     `n` is the number of captions."""
-    data = retrieval_split(configured_source(cfg, split), split, limit=cfg.train.eval_limit)
+    source = configured_source(cfg, split)
+    panoptic = reads_instance_maps(cfg, source)
+    data = retrieval_split(source, split, cfg.train.eval_limit, panoptic)
     metrics = evaluate_retrieval(model, data, tokenizer, cfg.model.text.max_len, device)
     return {**metrics, "n": len(data.texts)}
 
@@ -55,7 +58,12 @@ def train(cfg: Config, out: Path, resume: bool = False) -> dict:
         source = configured_source(cfg, "train")
         tokenizer = load_world_tokenizer(cfg.world.path)
         dataset = CaptionDataset(
-            source, "train", tokenizer, cfg.model.text.max_len, caption="random"
+            source,
+            "train",
+            tokenizer,
+            cfg.model.text.max_len,
+            caption="random",
+            with_panoptic=reads_instance_maps(cfg, source),
         )
         model = build_model(cfg, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
         model.to(device)

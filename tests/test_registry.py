@@ -15,6 +15,7 @@ from ash_neuro.models.factory import build_model, build_task_model
 from ash_neuro.registry import (
     ADAPTERS,
     FUSION_ENCODERS,
+    GRAPH_ENCODERS,
     LOSSES,
     SPIKE_CODINGS,
     SPIKING_ENCODERS,
@@ -26,13 +27,14 @@ from ash_neuro.registry import (
 from tests.models.conftest import TINY
 
 BUILT_IN = {
-    VISUAL_ENCODERS: ("vit",),
+    VISUAL_ENCODERS: ("vit", "panoptic_instances"),
     SPIKING_ENCODERS: ("lif_stack", "none"),
     SPIKE_CODINGS: ("current", "poisson"),
     TEXT_ENCODERS: ("bert", "minilm"),
-    ADAPTERS: ("concat",),
+    GRAPH_ENCODERS: ("none", "gat"),
+    ADAPTERS: ("concat", "ratio"),
     FUSION_ENCODERS: ("cross_attention",),
-    LOSSES: ("itc", "itm", "mlm", "spike_contrastive", "stua", "spike_rate"),
+    LOSSES: ("itc", "itm", "mlm", "spike_contrastive", "stua", "stl", "spike_rate"),
     TASKS: ("retrieval", "vqa", "ve", "nlvr", "grounding"),
 }
 
@@ -46,7 +48,9 @@ def test_the_built_in_kinds_register_themselves_on_first_lookup(registry):
 def test_unknown_kind_is_one_line_listing_the_registered_names():
     with pytest.raises(ConfigError) as info:
         ADAPTERS.get("gated")
-    assert str(info.value) == "model.adapter.kind: unknown adapter 'gated'; registered: concat"
+    assert str(info.value) == (
+        "model.adapter.kind: unknown adapter 'gated'; registered: concat, ratio"
+    )
     with pytest.raises(ConfigError) as info:
         SPIKING_ENCODERS.get("izhikevich")
     assert str(info.value) == (
@@ -60,7 +64,7 @@ def test_unknown_kind_is_one_line_listing_the_registered_names():
         (
             "visual",
             {"kind": "cnn"},
-            "model.visual.kind: unknown visual encoder 'cnn'; registered: vit",
+            "model.visual.kind: unknown visual encoder 'cnn'; registered: panoptic_instances, vit",
         ),
         (
             "spiking",

@@ -31,7 +31,8 @@ max_len; K = max_instances, 6 for the procedural world):
     candidate_boxes  float32 (B, K, 4)     every instance box of the image, zero padded
     candidate_mask   bool    (B, K)        True on real candidates
     target_index     int64   (B,)          row of the target in candidate_boxes
-  with_panoptic=True adds, for image (NLVR: also `_b` keys for image_b)
+  with_panoptic=True (asked for when the visual encoder reads instance maps and the source has
+  them: `models.factory.reads_instance_maps`) adds, for image (NLVR: also `_b` keys for image_b)
     instance_map     int64   (B, H, W)     0 wall, 1 floor (stuff), 2 + k instance k
     object_classes   int64   (B, K)        panoptic class of instance 2 + k (2 + shape index:
                                            see the world's `panoptic_classes`), -1 padding
@@ -259,12 +260,30 @@ class RetrievalSplit:
     texts: list[str]  # every caption of those images
     txt2img: Tensor  # (T,) int64: the image of each caption
     img2txt: list[list[int]]  # the captions of each image
+    instance_maps: Tensor | None = None  # (N, H, W) int64, with_panoptic only
+
+
+def has_panoptic(source: Source) -> bool:
+    """Whether `source` serves panoptic maps (`Source.has_panoptic`; False if it does not say)."""
+    return bool(getattr(source, "has_panoptic", False))
+
+
+def instance_maps(source: Source, count: int) -> Tensor:
+    """The panoptic instance maps of the first `count` images of `source`, `(count, H, W)`
+    int64."""
+    return torch.from_numpy(
+        np.stack([source.panoptic(i)[0] for i in range(count)]).astype(np.int64)
+    )
 
 
 def retrieval_split(
-    source: str | Path | Source, split: str = "test", limit: int | None = None
+    source: str | Path | Source,
+    split: str = "test",
+    limit: int | None = None,
+    with_panoptic: bool = False,
 ) -> RetrievalSplit:
-    """The first `limit` images of a split (all if None or 0) with all their captions."""
+    """The first `limit` images of a split (all if None or 0) with all their captions (and, with
+    `with_panoptic`, their panoptic instance maps)."""
     src = open_source(source, split)
     n = min(limit, len(src)) if limit else len(src)
     captions: Sequence = [r for r in src.captions() if r.image < n]
@@ -277,4 +296,5 @@ def retrieval_split(
         texts=[r.text for r in captions],
         txt2img=torch.tensor([r.image for r in captions], dtype=torch.int64),
         img2txt=img2txt,
+        instance_maps=instance_maps(src, n) if with_panoptic else None,
     )

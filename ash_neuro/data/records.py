@@ -59,6 +59,7 @@ class Source(Protocol):
 
     answers: tuple[str, ...]  # the VQA answer vocabulary (empty if the source has no VQA)
     vqa_families: tuple[str, ...]  # names of VQARecord.family values (empty if none)
+    has_panoptic: bool  # whether `panoptic` serves maps (the procedural world) or raises
 
     def __len__(self) -> int:
         """Number of images."""

@@ -334,6 +334,8 @@ class WorldSource:
         lo, hi = np.searchsorted(image_col, [index, index + 1])
         return slice(int(lo), int(hi))
 
+    has_panoptic = True  # exact panoptic maps from the renderer's drawing order
+
     def panoptic(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         shapes = self.table("objects")["shape"][self._object_rows(index)]
         return self._array("instance_map")[index], render.FIRST_OBJECT + shapes.astype(np.int64)

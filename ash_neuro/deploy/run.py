@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ash_neuro.data.datasets import images_to_float
+from ash_neuro.data.datasets import images_to_float, instance_maps
 from ash_neuro.data.sources import configured_source, locate_data
 from ash_neuro.deploy import DeployError
 from ash_neuro.deploy.encoder_runs import (
@@ -31,7 +31,7 @@ from ash_neuro.deploy.encoder_runs import (
 from ash_neuro.deploy.records import DeploymentRecord, LavaModeRecord, NorseRecord
 from ash_neuro.energy import load_profile
 from ash_neuro.models.ash_net import ASHNet
-from ash_neuro.models.factory import LoadedModel, load_model
+from ash_neuro.models.factory import LoadedModel, load_model, reads_instance_maps
 from ash_neuro.models.outputs import (
     Encode,
     SpikeTrains,
@@ -150,8 +150,7 @@ def rejoin(model: ASHNet, features: VisualFeatures, output_spikes: np.ndarray) -
         visual = VisualOutput.concat(
             [
                 model.join_visual(
-                    VisualFeatures(tokens[i : i + BATCH], grid=features.grid),
-                    SpikeTrains(spikes[:, i : i + BATCH]),
+                    features.select(slice(i, i + BATCH)), SpikeTrains(spikes[:, i : i + BATCH])
                 )
                 for i in range(0, images, BATCH)
             ]
@@ -166,16 +165,24 @@ def rejoin(model: ASHNet, features: VisualFeatures, output_spikes: np.ndarray) -
 
 
 def encoder_currents(
-    model: ASHNet, images: Tensor, device: torch.device, seed: int
+    model: ASHNet,
+    images: Tensor,
+    device: torch.device,
+    seed: int,
+    instance_maps: Tensor | None = None,
 ) -> tuple[VisualFeatures, Tensor]:
     """(ANN features of the images, tokens `(N, n, dim)`; currents `(T, N * n, in_dim)` on the
-    CPU); a random coding draws from `seed`, so Lava and Norse see identical currents."""
+    CPU); a random coding draws from `seed`, so Lava and Norse see identical currents. The
+    panoptic `instance_maps` `(N, H, W)` go with the images to a visual encoder that reads them."""
     with torch.no_grad():
         parts = [
-            model.visual_concrete_encoder(images[i : i + BATCH].to(device))
+            model.visual_concrete_encoder(
+                images[i : i + BATCH].to(device),
+                None if instance_maps is None else instance_maps[i : i + BATCH].to(device),
+            )
             for i in range(0, len(images), BATCH)
         ]
-        features = VisualFeatures(torch.cat([p.tokens for p in parts]), grid=parts[0].grid)
+        features = VisualFeatures.concat(parts)
         generator = torch.Generator().manual_seed(seed)
         currents = model.semantic_abstract_encoder.encode_input(features.tokens.cpu(), generator)
     return features, currents.contiguous()
@@ -216,7 +223,8 @@ def deploy(
     source = configured_source(cfg, split)
     images = min(limit, len(source))
     pixels = images_to_float(np.stack([source.image(i) for i in range(images)]))
-    features, currents = encoder_currents(model, pixels, torch_device, seed)
+    maps = instance_maps(source, images) if reads_instance_maps(loaded.cfg, source) else None
+    features, currents = encoder_currents(model, pixels, torch_device, seed, maps)
     rows = contract.tokens_per_image
     norse = run_norse(model, currents.to(torch_device))
     names = list(norse.layers)

@@ -68,5 +68,6 @@ class ImageTextMatching(Loss):
         images = torch.cat([own, neg_image[text_ok], own[image_ok]])
         labels = (torch.arange(len(texts), device=texts.device) < len(own)).long()
         mask = forward.batch["text_mask"]
-        fused = model.fuse(text.hidden[texts], mask[texts], forward.visual.tokens, images)
+        visual = forward.visual
+        fused = model.fuse(text.hidden[texts], mask[texts], visual.tokens, images, visual.mask)
         return itm_loss(model.itm(fused[:, 0]), labels)

@@ -92,6 +92,6 @@ class MaskedLanguageModelling(Loss):
         mask = batch["text_mask"]
         masked, labels = mask_tokens(batch["text_ids"], mask, forward.tokenizer, self.cfg.mask_prob)
         hidden = model.encode_text(masked, mask).hidden
-        fused = model.fuse(hidden, mask, forward.visual.tokens)
+        fused = model.fuse(hidden, mask, forward.visual.tokens, visual_mask=forward.visual.mask)
         chosen = labels != IGNORE_INDEX
         return mlm_loss(model.mlm(fused[chosen]), labels[chosen])

@@ -2,9 +2,10 @@
 
 An adapter is registered in `registry.ADAPTERS` and built as `Adapter(cfg, dim, spike_dim)`
 (`spike_dim` None without a spiking encoder); it maps `(VisualFeatures, SpikeTrains | None)`
-to the joined tokens `(batch, n', dim)` and the `TokenGrid`s that locate the patch tokens in
-them (one per token set; grounding pools each set per box). `token_sets` says how many grids
-it yields, so that a head can be sized before any forward pass.
+to the joined tokens `(batch, n', dim)` and the `TokenLayout`s (patch grids or segments) that
+locate them in the image (one per token set; grounding pools each set per box), the joined
+tokens being whole blocks of the feature rows. `token_sets` says how many layouts it yields,
+so that a head can be sized before any forward pass.
 
 "concat" (ASH-Nets): spike trains `(T, batch, n, out_dim)` become rates (mean over the time
 axis, `(batch, n, out_dim)`, multiples of 1/T), are projected to the visual width and appended
@@ -22,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from ash_neuro.config import AdapterConfig
-from ash_neuro.models.outputs import SpikeTrains, TokenGrid, VisualFeatures
+from ash_neuro.models.outputs import SpikeTrains, TokenLayout, VisualFeatures
 from ash_neuro.registry import ADAPTERS
 
 
@@ -40,15 +41,15 @@ class ConcatAdapter(nn.Module):
 
     def forward(
         self, features: VisualFeatures, spiking: SpikeTrains | None = None
-    ) -> tuple[Tensor, tuple[TokenGrid, ...]]:
+    ) -> tuple[Tensor, tuple[TokenLayout, ...]]:
         tokens = self.ann_proj(features.tokens)
-        grids = () if features.grid is None else (features.grid,)
+        grids = features.layouts
         if spiking is not None:
             if self.spike_proj is None:
                 raise ValueError("this adapter was built without a spiking input")
             rates = spiking.spikes.mean(dim=0)
             n = tokens.shape[1]
             tokens = torch.cat([tokens, self.spike_proj(rates)], dim=1)
-            # the spike rows are the same token rows, so they tile the image the same way
+            # the spike rows are the same token rows, so they cover the image the same way
             grids += tuple(dataclasses.replace(g, start=g.start + n) for g in grids)
         return self.norm(tokens), grids

@@ -1,10 +1,15 @@
 """ASHNet: the hybrid artificial/spiking vision-language network (ASH-Nets, arXiv 2308.09455),
 assembled from the components the config names (`kind:` in each `model` sub-section).
 
-    image ─► visual concrete encoder (ANN) ─► VisualFeatures ─┬──────────────► adapter ─► tokens
-                                                              └► semantic abstract encoder (SNN)
-                                                                 ─► SpikeTrains ─┘
+    image ─► visual concrete encoder (ANN) ─► VisualFeatures ─┬─► [graph encoder] ─────┐
+                                                              └─► semantic abstract    ├─► adapter
+                                                                  encoder (SNN) ───────┘  ─► tokens
     text ids ─► text encoder ─► TextFeatures ─► fusion encoder (cross-attends to tokens) ─► fused
+
+The optional graph encoder (`model.graph.kind`, GSHN's graph attention over instance tokens)
+is the continuous branch beside the spiking one: both read the visual encoder's tokens, and
+the adapter joins their outputs. Padded tokens (`VisualFeatures.mask` False, e.g. absent
+instances) run through the spiking encoder but no mean, attention or loss reads them.
 
 The ITC image embedding is the projection of the mean of the joined tokens, so the spiking
 tokens shape it (the [CLS] position alone would not see them: the adapter's norm is per
@@ -19,9 +24,21 @@ from torch import Tensor, nn
 
 from ash_neuro.config import ModelConfig
 from ash_neuro.models.heads import ContrastiveHead, MaskedLMHead, MatchingHead
-from ash_neuro.models.outputs import SpikeTrains, TextOutput, VisualFeatures, VisualOutput
+from ash_neuro.models.outputs import (
+    SpikeTrains,
+    TextOutput,
+    VisualFeatures,
+    VisualOutput,
+    token_mean,
+)
 from ash_neuro.models.text_encoder import TextEncoder
-from ash_neuro.registry import ADAPTERS, FUSION_ENCODERS, SPIKING_ENCODERS, VISUAL_ENCODERS
+from ash_neuro.registry import (
+    ADAPTERS,
+    FUSION_ENCODERS,
+    GRAPH_ENCODERS,
+    SPIKING_ENCODERS,
+    VISUAL_ENCODERS,
+)
 
 # What a network can produce for the losses (`Loss.needs`): every network the first set, a
 # network with a spiking encoder the second too.
@@ -45,6 +62,7 @@ class ASHNet(nn.Module):
         vdim = cfg.visual.dim
         self.visual_concrete_encoder = VISUAL_ENCODERS.get(cfg.visual.kind)(cfg.visual, image_size)
         self.semantic_abstract_encoder = SPIKING_ENCODERS.get(cfg.spiking.kind)(cfg.spiking, vdim)
+        self.graph_encoder = GRAPH_ENCODERS.get(cfg.graph.kind)(cfg.graph, vdim)
         spike_dim = None if self.semantic_abstract_encoder is None else cfg.spiking.out_dim
         self.adapter = ADAPTERS.get(cfg.adapter.kind)(cfg.adapter, vdim, spike_dim)
         self.text_encoder = TextEncoder.build(cfg.text, vocab_size, pad_token_id)
@@ -72,25 +90,37 @@ class ASHNet(nn.Module):
         features = self.visual_concrete_encoder(image, instance_map)
         spiking = None
         if self.semantic_abstract_encoder is not None:
-            spiking = self.semantic_abstract_encoder(features.tokens)
+            spiking = self.semantic_abstract_encoder(features.tokens, features.mask)
         return self.join_visual(features, spiking)
 
     def join_visual(self, features: VisualFeatures, spiking: SpikeTrains | None) -> VisualOutput:
-        """The adapter and embeddings after the spiking encoder, so that spikes computed
-        outside PyTorch (the exported encoder on Lava) re-enter the network where Norse's
-        would."""
+        """The graph encoder, adapter and embeddings after the spiking encoder, so that spikes
+        computed outside PyTorch (the exported encoder on Lava) re-enter the network where
+        Norse's would."""
         spike_embed = None
         if spiking is not None:
-            pooled = spiking.spikes.mean(dim=(0, 2))
+            pooled = token_mean(spiking.spikes, features.mask, dim=2).mean(dim=0)
             spike_embed = F.normalize(self.spike_embed_proj(pooled), dim=-1)
-        tokens, grids = self.adapter(features, spiking)
+        joined = features if self.graph_encoder is None else self.graph_encoder(features)
+        tokens, grids = self.adapter(joined, spiking)
+        mask = None
+        if features.mask is not None:
+            # an adapter's tokens are whole blocks of the feature rows (concat: ANN, then spikes)
+            blocks, rest = divmod(tokens.shape[1], features.mask.shape[1])
+            if rest:
+                raise ValueError(
+                    f"{tokens.shape[1]} joined tokens are not blocks of "
+                    f"{features.mask.shape[1]} masked feature rows"
+                )
+            mask = features.mask.repeat(1, blocks)
         return VisualOutput(
             tokens=tokens,
             grids=grids,
             features=features,
             spiking=spiking,
-            image_embed=self.itc.embed_image(tokens.mean(dim=1)),
+            image_embed=self.itc.embed_image(token_mean(tokens, mask)),
             spike_embed=spike_embed,
+            mask=mask,
         )
 
     def encode_text(self, ids: Tensor, mask: Tensor) -> TextOutput:
@@ -104,7 +134,9 @@ class ASHNet(nn.Module):
         text_mask: Tensor,
         visual_tokens: Tensor,
         visual_index: Tensor | None = None,
+        visual_mask: Tensor | None = None,
     ) -> Tensor:
         """`(B, L, width)`, `(B, L)`, `(B_img, n', dim)` -> fused `(B, L, width)`; text b reads
-        image `visual_index[b]` (default: image b, B_img = B)."""
-        return self.fusion_encoder(text_hidden, text_mask, visual_tokens, visual_index)
+        image `visual_index[b]` (default: image b, B_img = B); `visual_mask` `(B_img, n')`
+        (`VisualOutput.mask`) keeps padded visual tokens out of the cross-attention."""
+        return self.fusion_encoder(text_hidden, text_mask, visual_tokens, visual_index, visual_mask)

@@ -21,6 +21,17 @@ LUMA = (0.299, 0.587, 0.114)
 
 def augment_view(image: Tensor, min_scale: float = 0.7, jitter: float = 0.2) -> Tensor:
     """`(B, 3, H, W)` in [0, 1] -> an augmented view of the same shape, in [0, 1]."""
+    return augment_pair(image, None, min_scale, jitter)[0]
+
+
+def augment_pair(
+    image: Tensor,
+    instance_map: Tensor | None,
+    min_scale: float = 0.7,
+    jitter: float = 0.2,
+) -> tuple[Tensor, Tensor | None]:
+    """`augment_view` of `image` and, when given, its panoptic instance map `(B, H, W)` under the
+    same crop (nearest-neighbour: ids stay ids; the same random draws as `augment_view`)."""
     batch = image.shape[0]
 
     def uniform(lo: float, hi: float) -> Tensor:
@@ -35,6 +46,11 @@ def augment_view(image: Tensor, min_scale: float = 0.7, jitter: float = 0.2) -> 
     theta[:, 1, 2] = uniform(-1.0, 1.0) * (1 - scale)
     grid = F.affine_grid(theta, list(image.shape), align_corners=False)
     view = F.grid_sample(image, grid, mode="bilinear", align_corners=False)
+    cropped_map = None
+    if instance_map is not None:
+        ids = instance_map.unsqueeze(1).to(grid.dtype)
+        cropped = F.grid_sample(ids, grid, mode="nearest", align_corners=False)
+        cropped_map = cropped.squeeze(1).round().to(instance_map.dtype)
 
     def factor() -> Tensor:
         return uniform(1 - jitter, 1 + jitter).view(batch, 1, 1, 1)
@@ -45,4 +61,4 @@ def augment_view(image: Tensor, min_scale: float = 0.7, jitter: float = 0.2) -> 
     luma = torch.tensor(LUMA, device=image.device, dtype=image.dtype).view(1, 3, 1, 1)
     grey = (view * luma).sum(dim=1, keepdim=True)
     view = (view - grey) * factor() + grey
-    return view.clamp(0.0, 1.0)
+    return view.clamp(0.0, 1.0), cropped_map

@@ -18,6 +18,8 @@ from torch import Tensor, nn
 
 from ash_neuro.checkpoint import load_checkpoint
 from ash_neuro.config import Config, config_from_dict, config_to_dict, override_config
+from ash_neuro.data.datasets import has_panoptic
+from ash_neuro.data.records import Source
 from ash_neuro.data.sources import DataIdentity
 from ash_neuro.data.tokenizer import tokenizer_from_record, tokenizer_record
 from ash_neuro.errors import CheckpointError, ConfigError
@@ -26,6 +28,7 @@ from ash_neuro.models.task_model import TaskModel
 from ash_neuro.registry import (
     ADAPTERS,
     FUSION_ENCODERS,
+    GRAPH_ENCODERS,
     LOSSES,
     SPIKE_CODINGS,
     SPIKING_ENCODERS,
@@ -46,11 +49,20 @@ def check_components(cfg: Config) -> None:
     SPIKING_ENCODERS.get(model.spiking.kind)
     SPIKE_CODINGS.get(model.spiking.encoding)
     TEXT_ENCODERS.get(model.text.kind)
+    GRAPH_ENCODERS.get(model.graph.kind)
     ADAPTERS.get(model.adapter.kind)
     FUSION_ENCODERS.get(model.fusion.kind)
     for name in cfg.loss.weights:
         LOSSES.get(name)
     TASKS.get(cfg.finetune.task)
+
+
+def reads_instance_maps(cfg: Config, source: Source | None = None) -> bool:
+    """Whether the visual encoder `cfg` names reads panoptic instance maps (it declares so with
+    `reads_instance_maps = True`) and `source`, when given, serves them: what every reader of
+    images (datasets, retrieval, deployment, export) passes as `with_panoptic`."""
+    reads = bool(getattr(VISUAL_ENCODERS.get(cfg.model.visual.kind), "reads_instance_maps", False))
+    return reads and (source is None or has_panoptic(source))
 
 
 def build_model(cfg: Config, vocab_size: int, pad_token_id: int = 0) -> ASHNet:

@@ -15,7 +15,8 @@ The layers are written here, on `scaled_dot_product_attention`, rather than take
 `transformers` (transformers 5 refuses cross-attention in a `BertLayer` unless
 `is_decoder=True`, which makes its self-attention causal, while ALBEF's fusion reads the text
 bidirectionally) or from `torch.nn.TransformerDecoderLayer` (whose cross-attention recomputes
-keys and values for every pair). Visual tokens are never padded.
+keys and values for every pair). Padded visual tokens (absent instances of GSHN's instance
+tokens) are masked out of the cross-attention by `visual_mask`.
 """
 
 from __future__ import annotations
@@ -58,10 +59,16 @@ class FusionLayer(nn.Module):
         )
 
     def forward(
-        self, x: Tensor, attend: Tensor, visual: Tensor, visual_index: Tensor | None
+        self,
+        x: Tensor,
+        attend: Tensor,
+        visual: Tensor,
+        visual_index: Tensor | None,
+        visual_attend: Tensor | None = None,
     ) -> Tensor:
         """x `(B, L, width)`, attend `(B, 1, 1, L)` bool (True = a real token), visual
-        `(B_img, n, width)`, visual_index `(B,)` or None -> `(B, L, width)`."""
+        `(B_img, n, width)`, visual_index `(B,)` or None, visual_attend `(B, 1, 1, n)` bool or
+        None (every visual token real) -> `(B, L, width)`."""
         q, k, v = self.self_qkv(self.self_norm(x)).chunk(3, dim=-1)
         q, k, v = (split_heads(t, self.heads) for t in (q, k, v))
         x = x + self.self_out(merge_heads(F.scaled_dot_product_attention(q, k, v, attend)))
@@ -71,14 +78,14 @@ class FusionLayer(nn.Module):
             kv = kv.index_select(0, visual_index)
         k, v = (split_heads(t, self.heads) for t in kv.chunk(2, dim=-1))
         q = split_heads(self.cross_q(self.cross_norm(x)), self.heads)
-        x = x + self.cross_out(merge_heads(F.scaled_dot_product_attention(q, k, v)))
+        x = x + self.cross_out(merge_heads(F.scaled_dot_product_attention(q, k, v, visual_attend)))
         return x + self.ffn(self.ffn_norm(x))
 
 
 @FUSION_ENCODERS.register("cross_attention")
 class FusionEncoder(nn.Module):
     """(text `(B, L, width)`, mask `(B, L)`, visual `(B_img, n, visual_width)`
-    [, visual_index `(B,)`]) -> fused `(B, L, width)`."""
+    [, visual_index `(B,)`, visual_mask `(B_img, n)`]) -> fused `(B, L, width)`."""
 
     def __init__(self, cfg: FusionConfig, width: int, visual_width: int) -> None:
         super().__init__()
@@ -94,6 +101,7 @@ class FusionEncoder(nn.Module):
         text_mask: Tensor,
         visual_tokens: Tensor,
         visual_index: Tensor | None = None,
+        visual_mask: Tensor | None = None,
     ) -> Tensor:
         if visual_index is None and len(visual_tokens) != len(text_hidden):
             raise ValueError(
@@ -101,7 +109,12 @@ class FusionEncoder(nn.Module):
             )
         attend = (text_mask != 0)[:, None, None, :]
         visual = self.visual_proj(visual_tokens)
+        visual_attend = None
+        if visual_mask is not None:
+            if visual_index is not None:
+                visual_mask = visual_mask.index_select(0, visual_index)
+            visual_attend = visual_mask[:, None, None, :]
         x = text_hidden
         for layer in self.layers:
-            x = layer(x, attend, visual, visual_index)
+            x = layer(x, attend, visual, visual_index, visual_attend)
         return self.norm(x)

@@ -24,6 +24,34 @@ class TokenGrid:
         return self.start + self.rows * self.cols
 
 
+@dataclass(frozen=True)
+class TokenSegments:
+    """A block of tokens, one per image segment: token `start + j` stands for the pixels where
+    `VisualFeatures.segments == j` (panoptic instances; grounding pools them per box)."""
+
+    start: int
+    count: int
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.count
+
+
+def token_mean(x: Tensor, mask: Tensor | None, dim: int = 1) -> Tensor:
+    """Mean of `x` over its token axis `dim`, real tokens only: `mask` is `(B, n)` bool over
+    `x`'s batch and token axes (None: every token is real)."""
+    if mask is None:
+        return x.mean(dim=dim)
+    shape = [1] * x.dim()
+    shape[dim - 1], shape[dim] = mask.shape
+    weights = mask.to(x.dtype).view(shape)
+    return (x * weights).sum(dim=dim) / weights.sum(dim=dim).clamp(min=1)
+
+
+# Where a block of the joined tokens lies in the image: a patch grid or a set of segments.
+TokenLayout = TokenGrid | TokenSegments
+
+
 @dataclass
 class VisualFeatures:
     """A visual encoder's output for B images.
@@ -31,13 +59,45 @@ class VisualFeatures:
     tokens         `(B, n, dim)` continuous tokens ([CLS] first for "vit")
     hidden_states  per block `(B, n, dim)`, the embedded input first (ViCHA aligns several)
     grid           where the patch tokens lie, or None if the tokens are not a grid
-    mask           `(B, n)` bool, True on real tokens; None when every token is real
+    mask           `(B, n)` bool, True on real tokens; None when every token is real (padded
+                   instance tokens are False: they still run through the spiking encoder, the
+                   contract's rows are batch * n, but no pooling, attention or loss reads them)
+    segments       `(B, H, W)` int64, the token each pixel belongs to (-1: none), for tokens
+                   that stand for image segments ("panoptic_instances"); None otherwise
     """
 
     tokens: Tensor
     hidden_states: tuple[Tensor, ...] = ()
     grid: TokenGrid | None = None
     mask: Tensor | None = None
+    segments: Tensor | None = None
+
+    @property
+    def layouts(self) -> tuple[TokenLayout, ...]:
+        """Where the tokens lie in the image: the segments, the patch grid, or neither."""
+        if self.segments is not None:
+            return (TokenSegments(0, self.tokens.shape[1]),)
+        return () if self.grid is None else (self.grid,)
+
+    def select(self, rows: Tensor | slice) -> VisualFeatures:
+        """The images `rows` (hidden states dropped: they are per batch)."""
+        return VisualFeatures(
+            self.tokens[rows],
+            grid=self.grid,
+            mask=None if self.mask is None else self.mask[rows],
+            segments=None if self.segments is None else self.segments[rows],
+        )
+
+    @staticmethod
+    def concat(parts: list[VisualFeatures]) -> VisualFeatures:
+        """Batches of images as one (hidden states dropped)."""
+        first = parts[0]
+        return VisualFeatures(
+            torch.cat([p.tokens for p in parts]),
+            grid=first.grid,
+            mask=None if first.mask is None else torch.cat([p.mask for p in parts]),
+            segments=None if first.segments is None else torch.cat([p.segments for p in parts]),
+        )
 
 
 @dataclass
@@ -70,19 +130,22 @@ class VisualOutput:
     adapter and the ITC/STUA projections made of them.
 
     tokens       `(B, n', dim)` the joined visual tokens the fusion encoder reads
-    grids        the blocks of `tokens` that tile the image (per token set; grounding pools them)
+    grids        the blocks of `tokens` that cover the image, patch grids or segments (per
+                 token set; grounding pools them per box)
     features     the visual concrete encoder's `VisualFeatures`
     spiking      the semantic abstract encoder's `SpikeTrains`, or None without one
     image_embed  `(B, embed_dim)` ITC embedding, unit norm
     spike_embed  `(B, embed_dim)` STUA embedding of the pooled spike rates, unit norm, or None
+    mask         `(B, n')` bool, True on real joined tokens; None when every token is real
     """
 
     tokens: Tensor
-    grids: tuple[TokenGrid, ...]
+    grids: tuple[TokenLayout, ...]
     features: VisualFeatures
     spiking: SpikeTrains | None
     image_embed: Tensor
     spike_embed: Tensor | None = None
+    mask: Tensor | None = None
 
     @property
     def spikes(self) -> Tensor | None:
@@ -101,29 +164,21 @@ class VisualOutput:
         return VisualOutput(
             tokens=self.tokens[rows],
             grids=self.grids,
-            features=VisualFeatures(
-                self.features.tokens[rows],
-                grid=self.features.grid,
-                mask=None if self.features.mask is None else self.features.mask[rows],
-            ),
+            features=self.features.select(rows),
             spiking=spiking,
             image_embed=self.image_embed[rows],
             spike_embed=None if self.spike_embed is None else self.spike_embed[rows],
+            mask=None if self.mask is None else self.mask[rows],
         )
 
     @staticmethod
     def concat(parts: list[VisualOutput]) -> VisualOutput:
         """Batches of images as one (spike rates and hidden states dropped)."""
         first = parts[0]
-        masks = [p.features.mask for p in parts]
         return VisualOutput(
             tokens=torch.cat([p.tokens for p in parts]),
             grids=first.grids,
-            features=VisualFeatures(
-                torch.cat([p.features.tokens for p in parts]),
-                grid=first.features.grid,
-                mask=None if masks[0] is None else torch.cat(masks),
-            ),
+            features=VisualFeatures.concat([p.features for p in parts]),
             spiking=None
             if first.spiking is None
             else SpikeTrains(torch.cat([p.spiking.spikes for p in parts], dim=1)),
@@ -131,6 +186,7 @@ class VisualOutput:
             spike_embed=None
             if first.spike_embed is None
             else torch.cat([p.spike_embed for p in parts]),
+            mask=None if first.mask is None else torch.cat([p.mask for p in parts]),
         )
 
 

@@ -82,6 +82,15 @@ def build_network(dims: list[int], cfg: SpikingConfig, input_power: float) -> Se
     return SequentialState(*layers)
 
 
+def row_mean(spikes: Tensor, mask: Tensor | None) -> Tensor:
+    """Mean of one layer's spikes `(T, rows, width)` over the rows where `mask` (any shape of
+    `rows` elements, bool) is True; every row when None."""
+    if mask is None:
+        return spikes.mean()
+    real = mask.reshape(1, -1, 1).to(spikes.dtype)
+    return (spikes * real).sum() / (real.sum() * spikes.shape[0] * spikes.shape[2]).clamp(min=1)
+
+
 @SPIKING_ENCODERS.register("lif_stack")
 class SemanticAbstractEncoder(nn.Module):
     """Visual tokens `(batch, tokens, in_dim)` -> `SpikeTrains` (spikes `(T, batch, tokens,
@@ -140,9 +149,11 @@ class SemanticAbstractEncoder(nn.Module):
         layer_spikes = {name: torch.stack(steps) for name, steps in zip(self.layer_names, recorded)}
         return layer_spikes[self.layer_names[-1]], layer_spikes
 
-    def forward(self, tokens: Tensor) -> SpikeTrains:
+    def forward(self, tokens: Tensor, mask: Tensor | None = None) -> SpikeTrains:
         """Tokens `(batch, n, in_dim)` -> spikes `(T, batch, n, out_dim)` in {0, 1}, every LIF
-        layer's spikes and mean firing rate (differentiable, for the rate regulariser).
+        layer's spikes and mean firing rate (differentiable, for the rate regulariser) over the
+        real tokens of `mask` `(batch, n)` bool (None: all; padded rows run all the same, the
+        contract's rows are batch * n).
 
         Equal, bit for bit, to `run(encode_input(tokens))`; a coding constant in time gives the
         first Linear the same input at every step, so it is applied once, not T times.
@@ -156,7 +167,7 @@ class SemanticAbstractEncoder(nn.Module):
         return SpikeTrains(
             spikes=spikes.reshape(self.time_steps, batch, n, self.out_dim),
             layers=layers,
-            rates={name: s.mean() for name, s in layers.items()},
+            rates={name: row_mean(s, mask) for name, s in layers.items()},
         )
 
 

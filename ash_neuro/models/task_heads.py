@@ -61,6 +61,33 @@ def pool_regions(patch_tokens: Tensor, boxes: Tensor) -> Tensor:
     return weights @ patch_tokens
 
 
+def pool_segments(segment_tokens: Tensor, segments: Tensor, boxes: Tensor) -> Tensor:
+    """Mean of the segment tokens weighted by how much of each box each segment covers.
+
+    segment_tokens `(B, n, dim)`, segments `(B, H, W)` int64 (token of each pixel, -1 none),
+    boxes `(B, K, 4)` x0 y0 x1 y1 normalised to [0, 1] -> `(B, K, dim)`: token j's weight for a
+    box is the box's area (in pixels, fractional at its edges) covered by segment j; an empty
+    (padding) box pools zeros. With one segment per patch this is `pool_regions`.
+    """
+    batch, height, width = segments.shape
+    count = segment_tokens.shape[1]
+
+    def overlap(lo: Tensor, hi: Tensor, size: int) -> Tensor:  # (B, K) -> (B, K, size)
+        edges = torch.linspace(0, 1, size + 1, device=boxes.device, dtype=boxes.dtype)
+        return (
+            torch.minimum(hi[..., None], edges[1:]) - torch.maximum(lo[..., None], edges[:-1])
+        ).clamp(min=0)
+
+    ox = overlap(boxes[..., 0], boxes[..., 2], width)
+    oy = overlap(boxes[..., 1], boxes[..., 3], height)
+    pixels = (oy[..., :, None] * ox[..., None, :]).flatten(2)  # (B, K, H*W)
+    onehot = torch.nn.functional.one_hot(segments.clamp(min=0), count).to(boxes.dtype)
+    onehot = (onehot * (segments >= 0).unsqueeze(-1)).view(batch, height * width, count)
+    weights = pixels @ onehot  # (B, K, n)
+    weights = weights / weights.sum(dim=-1, keepdim=True).clamp(min=1e-12)
+    return weights @ segment_tokens
+
+
 class BoxScoringHead(nn.Module):
     """(fused [CLS] `(B, width)`, region features `(B, K, region_dim)`, boxes `(B, K, 4)`,
     mask `(B, K)` bool) -> candidate logits `(B, K)`, -inf where the mask is False."""

@@ -25,7 +25,7 @@ def export_checkpoint(
     """Export the semantic abstract encoder of an ash-neuro checkpoint, pre-trained or
     fine-tuned (default output: `encoder.nir` beside it), verified on `samples` images pushed
     through the model's own visual encoder and input encoding."""
-    from ash_neuro.models.factory import load_model
+    from ash_neuro.models.factory import load_model, reads_instance_maps
 
     if samples < 1:
         raise NIRExportError(f"--samples must be at least 1, got {samples}")
@@ -49,10 +49,11 @@ def export_checkpoint(
     )
     size = visual.image_size
     world = loaded.data.location if loaded.data.kind == "world" else None
-    images, origin = _sample_images(world, samples, size, seed)
+    reads_maps = reads_instance_maps(loaded.cfg)
+    images, maps, origin = _sample_images(world, samples, size, seed, reads_maps)
     with torch.no_grad():
         generator = torch.Generator().manual_seed(seed)
-        currents = encoder.encode_input(visual(images).tokens, generator).contiguous()
+        currents = encoder.encode_input(visual(images, maps).tokens, generator).contiguous()
     described = (
         f"{samples} {origin} through the checkpoint's visual encoder and its "
         f"'{encoder.encoding}' input encoding: currents {tuple(currents.shape)}"
@@ -68,9 +69,13 @@ def export_checkpoint(
     )
 
 
-def _sample_images(world: Any, samples: int, size: int, seed: int) -> tuple[torch.Tensor, str]:
+def _sample_images(
+    world: Any, samples: int, size: int, seed: int, with_panoptic: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None, str]:
     """Validation images of the checkpoint's world when it is on disk (real inputs exercise the
-    encoder's real spiking regime), else uniform random images of the right size."""
+    encoder's real spiking regime), with their panoptic instance maps for a visual encoder
+    that reads them; else uniform random images of the right size and no maps (an instance
+    encoder then segments them by its fallback)."""
     from ash_neuro.data.world_file import WorldSource
 
     if isinstance(world, str) and Path(world).is_file():
@@ -81,10 +86,17 @@ def _sample_images(world: Any, samples: int, size: int, seed: int) -> tuple[torc
                 rows = np.sort(rng.choice(len(source), min(samples, len(source)), replace=False))
                 pixels = np.stack([source.image(int(i)) for i in rows])
                 images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(255)
-                return images, f"validation images of {world}"
+                maps = None
+                if with_panoptic:
+                    maps = torch.from_numpy(
+                        np.stack([source.panoptic(int(i))[0] for i in rows]).astype(np.int64)
+                    )
+                return images, maps, f"validation images of {world}"
         except AshError:
             pass  # an unreadable world only costs the realism of the samples
     generator = torch.Generator().manual_seed(seed)
-    return torch.rand(samples, 3, size, size, generator=generator), (
-        f"uniform random {size}x{size} images (the checkpoint's world file is not on disk)"
+    return (
+        torch.rand(samples, 3, size, size, generator=generator),
+        None,
+        (f"uniform random {size}x{size} images (the checkpoint's world file is not on disk)"),
     )

@@ -12,10 +12,10 @@ loss, predictions, metrics, trivial baseline and the encode hook.
 
 The encode hook: a task never calls the visual encoders itself; its images reach the head
 through `encode(VisualInput) -> VisualOutput` (the images, their indices in the split and,
-where present, their panoptic maps). By default that is the backbone's `encode_image`;
-`ash_neuro.deploy`
-passes one that looks up the outputs re-joined from spikes computed on Lava, so every task
-runs with its encoder on Lava through the same code that evaluates it in PyTorch.
+when the visual encoder reads them and the data has them, their panoptic maps). By default
+that is the backbone's `encode_image`; `ash_neuro.deploy` passes one that looks up the outputs
+re-joined from spikes computed on Lava, so every task runs with its encoder on Lava through the
+same code that evaluates it in PyTorch.
 
 An evaluation `limit` keeps the examples whose images are all among the split's first `limit`
 (0: every example), so that a deployment encodes exactly the first `limit` images.
@@ -37,6 +37,7 @@ from ash_neuro.data.records import NLVRRecord, Source
 from ash_neuro.errors import AshError
 from ash_neuro.losses.mlm import TokenizerInfo
 from ash_neuro.models.ash_net import ASHNet
+from ash_neuro.models.factory import reads_instance_maps
 from ash_neuro.models.outputs import Encode, VisualOutput
 
 if TYPE_CHECKING:
@@ -67,7 +68,8 @@ def majority(counts: Mapping[int, float]) -> int:
 def fused_cls(model: TaskModel, batch: Mapping[str, Tensor], visual: VisualOutput) -> Tensor:
     """The batch's texts fused with their images, position 0 ([CLS]): `(B, width)`."""
     text = model.backbone.encode_text(batch["text_ids"], batch["text_mask"])
-    return model.backbone.fuse(text.hidden, batch["text_mask"], visual.tokens)[:, 0]
+    mask = batch["text_mask"]
+    return model.backbone.fuse(text.hidden, mask, visual.tokens, visual_mask=visual.mask)[:, 0]
 
 
 class Task:
@@ -91,8 +93,15 @@ class Task:
     # --- data ------------------------------------------------------------------------------
 
     def dataset(self, source: Source, split: str, tokenizer: Any = None) -> TaskDataset:
-        """The task's examples of one split of `source`."""
-        return self.dataset_class(source, split, tokenizer, self.cfg.model.text.max_len)
+        """The task's examples of one split of `source` (with panoptic maps when the visual
+        encoder reads them and the source has them)."""
+        max_len, panoptic = self.cfg.model.text.max_len, self.with_panoptic(source)
+        return self.dataset_class(source, split, tokenizer, max_len, with_panoptic=panoptic)
+
+    def with_panoptic(self, source: Source) -> bool:
+        """Whether the task's batches carry `source`'s panoptic maps: only for a visual encoder
+        that reads them (`models.factory.reads_instance_maps`)."""
+        return reads_instance_maps(self.cfg, source)
 
     def answers(self, train: TaskDataset) -> tuple[str, ...]:
         """The output vocabulary a head is built over and a checkpoint keeps (VQA only)."""

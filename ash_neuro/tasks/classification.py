@@ -74,5 +74,6 @@ class VisualReasoning(LabelTask):
         ids, mask = batch["text_ids"], batch["text_mask"]
         ids, mask = torch.cat([ids, ids]), torch.cat([mask, mask])
         text = model.backbone.encode_text(ids, mask)
-        left, right = model.backbone.fuse(text.hidden, mask, visual.tokens)[:, 0].chunk(2)
+        fused = model.backbone.fuse(text.hidden, mask, visual.tokens, visual_mask=visual.mask)
+        left, right = fused[:, 0].chunk(2)
         return model.head(torch.cat([left, right], dim=-1))

@@ -3,7 +3,8 @@
 fuse(expression, image)[CLS] and each candidate box's pooled visual tokens ─► one score per
 candidate (`BoxScoringHead`); the predicted box is the best one. A box is described by its
 coordinates and by the visual tokens it covers, pooled per token set of the adapter (ANN tokens,
-spike-rate tokens) with the patch/box overlap as weights. Trained with cross-entropy over the
+spike-rate tokens) with the patch/box overlap as weights (segment tokens, GSHN's instances: the
+box area each segment covers). Trained with cross-entropy over the
 candidates; judged by accuracy at IoU >= 0.5 (and mean IoU); trivial baseline: the candidate
 whose centre lies nearest the image centre.
 """
@@ -21,8 +22,8 @@ from ash_neuro.data.records import Source
 from ash_neuro.losses.mlm import TokenizerInfo
 from ash_neuro.metrics import box_iou, iou_accuracy
 from ash_neuro.models.ash_net import ASHNet
-from ash_neuro.models.outputs import VisualOutput
-from ash_neuro.models.task_heads import BoxScoringHead, pool_regions
+from ash_neuro.models.outputs import TokenLayout, TokenSegments, VisualOutput
+from ash_neuro.models.task_heads import BoxScoringHead, pool_regions, pool_segments
 from ash_neuro.models.task_model import TaskModel
 from ash_neuro.registry import TASKS
 from ash_neuro.tasks.base import Task, fused_cls, within_limit
@@ -42,6 +43,15 @@ def grounding_metrics(pred: Tensor, target: Tensor) -> dict[str, float]:
     }
 
 
+def box_regions(visual: VisualOutput, layout: TokenLayout, boxes: Tensor) -> Tensor:
+    """Each box `(B, K, 4)`'s features `(B, K, dim)` from one block of the joined tokens: patch
+    tokens pooled by patch/box overlap, segment tokens by segment/box pixel overlap."""
+    tokens = visual.tokens[:, layout.start : layout.stop]
+    if isinstance(layout, TokenSegments):
+        return pool_segments(tokens, visual.features.segments, boxes)
+    return pool_regions(tokens, boxes)
+
+
 @TASKS.register("grounding")
 class Grounding(Task):
     name = "grounding"
@@ -54,7 +64,10 @@ class Grounding(Task):
         # real data sets hold more candidate boxes than the world's 6
         k = getattr(source, "max_candidates", MAX_INSTANCES)
         max_len = self.cfg.model.text.max_len
-        return GroundingDataset(source, split, tokenizer, max_len, max_instances=k)
+        panoptic = self.with_panoptic(source)
+        return GroundingDataset(
+            source, split, tokenizer, max_len, with_panoptic=panoptic, max_instances=k
+        )
 
     def build_head(self, backbone: ASHNet, answers: Sequence[str]) -> nn.Module:
         sets = backbone.adapter.token_sets
@@ -63,10 +76,7 @@ class Grounding(Task):
     def logits(self, model: TaskModel, batch: Mapping[str, Tensor], visual: VisualOutput) -> Tensor:
         cls = fused_cls(model, batch, visual)
         boxes = batch["candidate_boxes"]
-        regions = torch.cat(
-            [pool_regions(visual.tokens[:, g.start : g.stop], boxes) for g in visual.grids],
-            dim=-1,
-        )
+        regions = torch.cat([box_regions(visual, g, boxes) for g in visual.grids], dim=-1)
         return model.head(cls, regions, boxes, batch["candidate_mask"])
 
     def loss(

@@ -41,7 +41,8 @@ class Retrieval(Task):
     def dataset(self, source: Source, split: str, tokenizer: Any = None) -> TaskDataset:
         """One random caption per image and epoch (for training)."""
         max_len, seed = self.cfg.model.text.max_len, self.cfg.train.seed
-        return CaptionDataset(source, split, tokenizer, max_len, seed=seed)
+        panoptic = self.with_panoptic(source)
+        return CaptionDataset(source, split, tokenizer, max_len, seed=seed, with_panoptic=panoptic)
 
     def build_head(self, backbone: ASHNet, answers: Sequence[str]) -> nn.Module | None:
         return None
@@ -66,7 +67,7 @@ class Retrieval(Task):
         limit: int = 0,
         encode: Encode | None = None,
     ) -> dict[str, float]:
-        data = retrieval_split(source, split, limit=limit)
+        data = retrieval_split(source, split, limit, self.with_panoptic(source))
         metrics = evaluate_retrieval(
             model.backbone,
             data,

@@ -146,3 +146,62 @@ def test_equals_a_numpy_loop_of_the_formula(hard_negatives, hard_weight, window,
         views, 0.2, hard_negatives, hard_weight, window, ids or list(range(5))
     )
     assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_masked_tokens_are_left_out_of_the_pooled_rates():
+    spikes = (torch.rand(3, 2, 4, 5, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    mask = torch.tensor([[True, True, False, False], [True, True, True, False]])
+    expected = np.stack(
+        [spikes[:, b, mask[b]].numpy().mean(axis=1) for b in range(2)], axis=1
+    )  # (T, B, D): the mean over each image's real tokens only
+    np.testing.assert_allclose(pool_spikes(spikes, mask=mask).numpy(), expected, rtol=1e-6)
+    changed = spikes.clone()
+    changed[:, 0, 2:] = 1.0 - changed[:, 0, 2:]  # padded rows spike otherwise
+    loss = spike_contrastive_loss(spikes, mask=mask, temperature=0.2)
+    assert spike_contrastive_loss(changed, mask=mask, temperature=0.2) == loss
+
+
+def test_a_silent_window_sends_no_gradient():
+    # image 0 is silent at step 0: its rates there are all zero and have no direction
+    rates = torch.tensor([[[0.0, 0.0], [0.5, 0.0]], [[0.25, 0.5], [0.0, 0.5]]]).requires_grad_()
+    loss = spike_contrastive_loss(rates, temperature=0.5)
+    loss.backward()
+    assert torch.isfinite(loss) and rates.grad.abs().max() < 10
+    assert torch.equal(rates.grad[0, 0], torch.zeros(2))
+    # its similarity to everything is 0: the loss of the other rows is what the formula gives
+    root5 = 5**0.5  # (0.25, 0.5) has norm sqrt(5) / 4
+    z = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1 / root5, 2 / root5], [0.0, 1.0]])  # t * B + b
+    logits = z @ z.T / 0.5
+    positives = {0: 2, 1: 3, 2: 0, 3: 1}
+    terms = []
+    for a, p in positives.items():
+        others = torch.cat([logits[a, :a], logits[a, a + 1 :]])
+        terms.append(-(logits[a, p] - torch.logsumexp(others, dim=0)))
+    assert loss.item() == pytest.approx(torch.stack(terms).mean().item(), rel=1e-5)
+
+
+def test_the_registered_loss_masks_each_view_with_its_own_mask():
+    from types import SimpleNamespace
+
+    from ash_neuro.config import LossConfig
+    from ash_neuro.losses.spike_contrastive import SpikeContrastive
+
+    generator = torch.Generator().manual_seed(3)
+    spikes = (torch.rand(2, 3, 4, 6, generator=generator) < 0.5).float()
+    other = (torch.rand(2, 3, 4, 6, generator=generator) < 0.5).float()
+    mask = torch.tensor([[True, True, True, False], [True, False, False, False], [True] * 4])
+    other_mask = torch.tensor([[True, True, False, False], [True, True, False, False], [True] * 4])
+
+    def view(s, m):
+        return SimpleNamespace(spikes=s, features=SimpleNamespace(mask=m))
+
+    forward = SimpleNamespace(
+        visual=view(spikes, mask), second_view=view(other, other_mask), image_ids=None
+    )
+    cfg = LossConfig(hard_negatives=0)
+    got = SpikeContrastive(cfg)(forward)
+    expected = spike_contrastive_loss(
+        spikes, other, cfg.temperature, mask=mask, other_mask=other_mask
+    )
+    assert got == expected
+    assert got != spike_contrastive_loss(spikes, other, cfg.temperature, mask=mask)

@@ -108,3 +108,54 @@ def test_image_embedding_is_the_projected_mean_of_the_joined_tokens(tiny_cfg, ba
     spike = rates @ ws.T + bs
     spike /= np.linalg.norm(spike, axis=1, keepdims=True)
     np.testing.assert_allclose(visual.spike_embed.double().numpy(), spike, atol=1e-5)
+
+
+def gshn_cfg():
+    from ash_neuro.config import config_from_dict
+    from tests.models.conftest import TINY
+
+    model = {
+        **TINY["model"],
+        "visual": {**TINY["model"]["visual"], "kind": "panoptic_instances", "max_instances": 4},
+        "graph": {"kind": "gat", "heads": 2},
+        "adapter": {"kind": "ratio"},
+    }
+    return config_from_dict({**TINY, "model": model})
+
+
+def test_padded_instances_are_left_out_of_every_mean():
+    """GSHN's tokens: absent instances are masked in the joined tokens, and the ITC, STUA
+    embeddings and the spike rates are means over the real instances only (NumPy)."""
+    torch.manual_seed(0)
+    model = build_model(gshn_cfg(), VOCAB).eval()
+    image = torch.rand(2, 3, 16, 16)
+    instance_map = torch.zeros(2, 16, 16, dtype=torch.long)
+    instance_map[0, 8:] = 1  # image 0: instances 0, 1; image 1: instance 0 and 2
+    instance_map[1, :, 8:] = 2
+    with torch.no_grad():
+        visual = model.encode_image(image, instance_map)
+    mask = torch.tensor([[True, True, False, False], [True, False, True, False]])
+    assert torch.equal(visual.mask, mask) and torch.equal(visual.features.mask, mask)
+    assert visual.tokens.shape == (2, 4, 16) and visual.spikes.shape[1:3] == (2, 4)
+    for b in range(2):
+        real = mask[b].numpy()
+        pooled = visual.tokens[b].numpy()[real].mean(axis=0)
+        w, bias = (
+            t.detach().numpy() for t in (model.itc.image_proj.weight, model.itc.image_proj.bias)
+        )
+        embed = pooled @ w.T + bias
+        np.testing.assert_allclose(
+            visual.image_embed[b].numpy(), embed / np.linalg.norm(embed), rtol=1e-5, atol=1e-6
+        )
+        rates = visual.spikes[:, b].numpy()[:, real].mean(axis=(0, 1))
+        w, bias = (
+            t.detach().numpy() for t in (model.spike_embed_proj.weight, model.spike_embed_proj.bias)
+        )
+        embed = rates @ w.T + bias
+        np.testing.assert_allclose(
+            visual.spike_embed[b].numpy(), embed / np.linalg.norm(embed), rtol=1e-5, atol=1e-6
+        )
+    out = visual.spikes.numpy()  # (T, B, K, D): the last layer's rate over real rows only
+    real_rows = out[:, mask.numpy()]
+    assert visual.spike_rates["lif2"].item() == pytest.approx(real_rows.mean(), rel=1e-6)
+    assert real_rows.mean() != pytest.approx(out.mean())  # the padded rows would change it

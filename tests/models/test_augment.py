@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ash_neuro.models.augment import augment_view
+from ash_neuro.models.augment import augment_pair, augment_view
 
 
 def test_view_keeps_shape_and_range_and_differs():
@@ -34,3 +34,23 @@ def test_view_is_differentiable():
     image = torch.rand(2, 3, 16, 16, requires_grad=True)
     augment_view(image).sum().backward()
     assert image.grad is not None and image.grad.abs().sum() > 0
+
+
+def test_the_instance_map_takes_the_same_crop_as_the_image():
+    # channel 0 encodes the column and channel 1 the row; the map holds the same as ids
+    size = 16
+    cols = torch.arange(size).view(1, size).expand(size, size)
+    rows = cols.T
+    image = torch.stack([cols / size, rows / size, torch.zeros(size, size)])[None].repeat(
+        4, 1, 1, 1
+    )
+    ids = (rows * size + cols)[None].repeat(4, 1, 1)
+    torch.manual_seed(0)
+    view, cropped = augment_pair(image, ids, jitter=0.0)
+    torch.manual_seed(0)
+    assert torch.equal(augment_view(image, jitter=0.0), view)  # the same draws as without a map
+    assert cropped.dtype == ids.dtype and not torch.equal(cropped, ids)
+    # nearest-neighbour ids lie within half a pixel of the bilinear colours
+    col, row = cropped % size, cropped // size
+    assert (col - view[:, 0] * size).abs().max() <= 0.5 + 1e-4
+    assert (row - view[:, 1] * size).abs().max() <= 0.5 + 1e-4

@@ -51,3 +51,19 @@ def test_visual_index_equals_gathering_the_images(fusion):
     torch.testing.assert_close(fusion(text, mask, visual, index), fusion(text, mask, visual[index]))
     with pytest.raises(ValueError, match="visual_index"):
         fusion(text, mask, visual)
+
+
+def test_masked_visual_tokens_are_not_attended(fusion):
+    """Padded visual tokens (GSHN's absent instances): changing them changes nothing, and the
+    result equals the fusion over the real tokens alone; `visual_index` picks each text's mask."""
+    text, mask = torch.randn(3, 5, 16), torch.ones(3, 5, dtype=torch.long)
+    visual = torch.randn(2, 6, 24)
+    visual_mask = torch.tensor([[True] * 6, [True, True, True, False, False, False]])
+    index = torch.tensor([1, 0, 1])
+    fused = fusion(text, mask, visual, index, visual_mask)
+    noisy = visual.clone()
+    noisy[1, 3:] = 50 * torch.randn(3, 24)
+    torch.testing.assert_close(fusion(text, mask, noisy, index, visual_mask), fused)
+    alone = fusion(text[[0]], mask[[0]], visual[[1], :3])
+    torch.testing.assert_close(fused[[0]], alone)
+    assert not torch.allclose(fusion(text, mask, noisy, index), fused)  # unmasked: it would

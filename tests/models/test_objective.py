@@ -211,7 +211,7 @@ def test_zero_weight_losses_are_not_computed(tiny_cfg, token_info, batch, monkey
     def forbidden(*args, **kwargs):
         raise AssertionError("computed a switched-off loss")
 
-    monkeypatch.setattr(objective, "augment_view", forbidden)
+    monkeypatch.setattr(objective, "augment_pair", forbidden)
     monkeypatch.setattr(mlm_module, "mask_tokens", forbidden)
     monkeypatch.setattr(itm_module, "sample_hard_negatives", forbidden)
     monkeypatch.setattr(stua_module, "stua_loss", forbidden)
@@ -240,7 +240,7 @@ def test_an_unknown_loss_is_a_one_line_error_listing_the_losses(tiny_cfg, token_
         enabled_losses(model, cfg)
     assert str(info.value) == (
         "loss.weights: unknown loss 'itcc'; registered: "
-        "itc, itm, mlm, spike_contrastive, spike_rate, stua"
+        "itc, itm, mlm, spike_contrastive, spike_rate, stl, stua"
     )
 
 
@@ -281,18 +281,18 @@ def test_spike_contrast_pairs_the_images_with_an_augmented_view(
     tiny_cfg, token_info, batch, monkeypatch
 ):
     seen = {}
-    real_augment = objective.augment_view
+    real_augment = objective.augment_pair
     real_loss = spike_contrastive_module.spike_contrastive_loss
 
-    def augment(image):
+    def augment(image, instance_map):
         seen["augmented"] = image
-        return real_augment(image)
+        return real_augment(image, instance_map)
 
     def loss(spikes, other_view, **kwargs):
         seen["views"] = (spikes, other_view)
         return real_loss(spikes, other_view, **kwargs)
 
-    monkeypatch.setattr(objective, "augment_view", augment)
+    monkeypatch.setattr(objective, "augment_pair", augment)
     monkeypatch.setattr(spike_contrastive_module, "spike_contrastive_loss", loss)
     run(with_weights(tiny_cfg, spike_contrastive=1.0), token_info, batch)
     assert seen["augmented"] is batch["image"]

@@ -9,7 +9,13 @@ import torch
 
 from ash_neuro.errors import ConfigError
 from ash_neuro.models.factory import build_task_model
-from ash_neuro.models.task_heads import BoxScoringHead, ClassifierHead, box_features, pool_regions
+from ash_neuro.models.task_heads import (
+    BoxScoringHead,
+    ClassifierHead,
+    box_features,
+    pool_regions,
+    pool_segments,
+)
 from tests.models.conftest import IMAGE_SIZE, PAD, VOCAB, make_batch
 
 ANSWERS = tuple(f"answer{i}" for i in range(7))
@@ -145,3 +151,34 @@ def test_box_scoring_head_prefers_nothing_outside_the_mask():
     logits = head(torch.randn(1, 8), torch.randn(1, 3, 6), torch.rand(1, 3, 4), mask)
     assert logits.shape == (1, 3) and logits[0, 2] == float("-inf")
     assert torch.softmax(logits, dim=-1)[0, 2] == 0
+
+
+def test_pool_segments_weights_by_the_box_area_each_segment_covers():
+    # a 4x4 image: segment 0 the left half, 1 the top right quarter, 2 the bottom right quarter
+    segments = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 2, 2], [0, 0, 2, 2]])[None]
+    tokens = torch.tensor([[[1.0], [10.0], [100.0]]])
+    boxes = torch.tensor(
+        [
+            [
+                [0.5, 0.0, 1.0, 0.5],  # exactly segment 1
+                [0.0, 0.0, 1.0, 1.0],  # everything: 8 pixels of 0, 4 of 1, 4 of 2
+                [0.25, 0.25, 0.75, 0.75],  # 2x2 pixels: 2 of segment 0, 1 of 1, 1 of 2
+                [0.375, 0.5, 0.625, 0.625],  # half a pixel of 0 and of 2 (fractional edges)
+                [0.0, 0.0, 0.0, 0.0],  # padding
+            ]
+        ]
+    )
+    pooled = pool_segments(tokens, segments, boxes)[0, :, 0]
+    expected = torch.tensor([10.0, (8 + 40 + 400) / 16, (2 + 10 + 100) / 4, 50.5, 0.0])
+    torch.testing.assert_close(pooled, expected)
+
+
+def test_pool_segments_of_patch_segments_is_pool_regions():
+    torch.manual_seed(0)
+    tokens = torch.randn(2, 4, 3)  # a 2x2 grid of patches of 4x4 pixels each
+    patch = torch.tensor([[0, 1], [2, 3]]).repeat_interleave(4, 0).repeat_interleave(4, 1)
+    corners = torch.rand(2, 5, 2, 2)  # two random points per box
+    boxes = torch.cat([corners.min(dim=2).values, corners.max(dim=2).values], dim=-1)
+    torch.testing.assert_close(
+        pool_segments(tokens, patch.expand(2, -1, -1), boxes), pool_regions(tokens, boxes)
+    )

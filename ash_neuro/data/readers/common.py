@@ -266,6 +266,8 @@ class FileSource:
             out[index] = self.image(index)
         return out
 
+    has_panoptic = False  # real formats carry no panoptic maps here (GSHN segments by k-means)
+
     def panoptic(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         raise ReaderError(f"{self.kind} has no panoptic maps; build the dataset without panoptic")
 
