@@ -9,13 +9,16 @@ from lava-nc 0.10's bit-accurate models (`lava.proc.lif.models.AbstractPyLifMode
 - u and v: 24-bit; each step's synaptic input is shifted left by 6 before it joins u, the
   threshold is shifted left by 6 before the comparison, the bias is added to v unshifted;
 - du, dv: 12-bit decays, u *= (4096 - du - 1) / 4096 and v *= (4096 - dv) / 4096, rounding
-  toward zero; vth: 17-bit unsigned; bias: 13-bit signed mantissa << 3-bit exponent;
+  toward zero (one per neuron where the decays differ, see lava_network.py); vth: 17-bit
+  unsigned; bias: 13-bit signed mantissa << 3-bit exponent;
 - the rest potential each sample starts from (`v_rest`) is a 24-bit v, in the bias's units.
 
 In floating_pt units every population has threshold 1 (see mapping.py). Here a population's
 threshold becomes the integer 2**14 (exact), leaving 8x headroom below the 2**17 input range
 of the 24-bit state; each connection then gets the weight exponent that lets its largest
 weight use the full mantissa. Graded input (currents) becomes 8-bit signed integers per step.
+A readout's voltage (LI, CubaLI, I: never compared with the threshold) is in the same units:
+v = v_int / (vth << 6) in NIR's units.
 
 The 24-bit current `u` WRAPS on overflow in Lava's bit-accurate LIF (2**23 + k becomes k: a
 large excitatory input turns inhibitory), so overflow is checked on the actual data, never on
@@ -37,7 +40,6 @@ from scipy import sparse
 
 from hardware.plan import (
     CONSTANT,
-    Connection,
     HarnessError,
     LavaPlan,
     NeuronLayer,
@@ -204,18 +206,20 @@ def _quantize_layer(
             )
         error = _share(_peak(weight * 2.0**exp - target), _peak(target))
         weights.append(WeightQuantisation(conn.source, exp, mode.name.lower(), error))
-        connections.append(Connection(conn.source, weight, exp))
+        connections.append(dataclasses.replace(conn, weight=weight, weight_exp=exp))
 
-    dv = min(round(layer.dv * limits.decay_unity), limits.decay_unity - 1)
-    if layer.dv > 0 and dv == 0:
+    dv_float, du_float = _per_neuron(layer.dv, layer.size), _per_neuron(layer.du, layer.size)
+    dv = np.minimum(np.rint(dv_float * limits.decay_unity), limits.decay_unity - 1).astype(int)
+    if np.any((dv_float > 0) & (dv == 0)):
         raise HarnessError(
-            f"{where}: decay dt/tau = {layer.dv:.3g} is below Loihi's 12-bit resolution 1/4096"
+            f"{where}: decay dt/tau = {np.min(dv_float[dv_float > 0]):.3g} is below Loihi's "
+            "12-bit resolution 1/4096"
         )
     # Lava adds ds_offset = 1 to du, so du = 4095 is a full decay (u holds one step's input).
-    du = round(layer.du * limits.decay_unity) - 1
-    if not 0 <= du < limits.decay_unity:
+    du = np.rint(du_float * limits.decay_unity).astype(int) - 1
+    if np.any((du < 0) | (du >= limits.decay_unity)):
         raise HarnessError(
-            f"{where}: current decay dt/tau_syn = {layer.du:.3g} is below Loihi's 12-bit "
+            f"{where}: current decay dt/tau_syn = {np.min(du_float):.3g} is below Loihi's 12-bit "
             "resolution 1/4096"
         )
     bias_total = layer.bias_mant * vth * 2**limits.activation_shift
@@ -235,18 +239,29 @@ def _quantize_layer(
             f"{np.max(np.abs(layer.v_rest)):.3g} x (v_threshold - v_reset) does not fit "
             "Loihi's 24-bit voltage"
         )
+    # the report names the neuron whose decays rounded worst (relative error)
+    dv_loihi, du_loihi = dv / limits.decay_unity, (du + 1) / limits.decay_unity
+    worst = int(
+        np.argmax(
+            np.maximum(
+                _relative(dv_loihi, dv_float),
+                _relative(du_loihi, du_float),
+            )
+        )
+    )
     record = LayerQuantisation(
         node=layer.name,
         kind=layer.kind,
         weights=tuple(weights),
         vth=vth,
-        dv=dv,
-        dv_float=float(layer.dv),
-        dv_loihi=dv / limits.decay_unity,
-        du=du,
-        du_float=float(layer.du),
-        du_loihi=(du + 1) / limits.decay_unity,
+        dv=int(dv[worst]),
+        dv_float=float(dv_float[worst]),
+        dv_loihi=float(dv_loihi[worst]),
+        du=int(du[worst]),
+        du_float=float(du_float[worst]),
+        du_loihi=float(du_loihi[worst]),
         max_bias_error=float(bias_error / (vth * 2**limits.activation_shift)),
+        decays=len(set(zip(du.tolist(), dv.tolist()))),
     )
     quantized = dataclasses.replace(
         layer,
@@ -259,6 +274,14 @@ def _quantize_layer(
         v_rest=np.rint(rest).astype(np.int64),
     )
     return quantized, record
+
+
+def _per_neuron(value, size: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(value, dtype=np.float64).reshape(-1), (size,)).copy()
+
+
+def _relative(rounded: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    return np.abs(rounded - exact) / np.where(exact > 0, exact, 1.0)
 
 
 def _on_grid(target, exp: int, bits: int):

@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ash_neuro.atomic import remove_stale_temporaries  # noqa: E402
 from ash_neuro.errors import cli_entry  # noqa: E402
 from ash_neuro.nir_export.contract import NIRExportError, read_sidecar, sidecar_path  # noqa: E402
+from ash_neuro.nir_export.reference import SCHEMES  # noqa: E402
 from hardware.graph import lower, read_graph  # noqa: E402
 from hardware.io import LavaResult, read_inputs, write_outputs  # noqa: E402
 from hardware.plan import MODES, HarnessError, LavaPlan  # noqa: E402
@@ -64,6 +65,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, type=Path, help="out.h5 to write")
     parser.add_argument("--dt", type=float, default=None, help="seconds per step")
     parser.add_argument("--mode", choices=MODES, default="floating_pt")
+    parser.add_argument(
+        "--scheme",
+        choices=SCHEMES,
+        default="explicit",
+        help="order of a current-based neuron's updates: explicit (forward Euler, Norse's "
+        "LIFBox convention; default) or semi-implicit (current first: snnTorch, Norse's "
+        "LIFCell, Loihi); see hardware/README.md",
+    )
     parser.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds before the run is killed"
     )
@@ -111,10 +120,16 @@ def work(args: argparse.Namespace) -> int:
     """The worker: everything that touches the graph, the data and Lava."""
     die_with_parent(args.worker_of)
     graph = read_graph(args.graph)
-    plan = lower(graph, resolve_dt(args.graph, args.dt, graph.metadata))
+    plan = lower(graph, resolve_dt(args.graph, args.dt, graph.metadata), args.scheme)
     inputs = read_inputs(args.input, plan.input_shape)
     for layer in plan.layers:
-        print(f"lava: {layer.name}: {layer.kind} {layer.shape}, latency {layer.latency} steps")
+        notes = [] if layer.spiking else ["readout: its voltage is the output"]
+        notes += ["recurrent"] if layer.recurrent else []
+        notes += [] if layer.uniform_decays else ["per-neuron decays"]
+        print(
+            f"lava: {layer.name}: {layer.kind} {layer.shape}, latency {layer.latency} steps"
+            + "".join(f"; {note}" for note in notes)
+        )
     quantisation = None
     if args.mode == "fixed_pt":
         from hardware.quantize import quantize_for_loihi
@@ -132,7 +147,7 @@ def work(args: argparse.Namespace) -> int:
     # fixed_pt records every layer's spikes to check the 24-bit currents they drove.
     fixed = args.mode == "fixed_pt"
     try:
-        run = run_plan(plan, inputs, record_spikes=args.record_spikes or fixed)
+        run = run_plan(plan, inputs, args.record_spikes or fixed)
     except LavaProcessFailed as exc:
         print(f"error: the Lava run failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -145,8 +160,9 @@ def work(args: argparse.Namespace) -> int:
             run = dataclasses.replace(run, spikes=None)
     samples, steps = inputs.shape[:2]
     print(
-        f"lava: {args.mode}: {samples} samples x {steps} steps (+{plan.depth} latency) in "
-        f"{run.run_s:.2f} s, {run.ms_per_step:.2f} ms/step; build {run.build_s:.2f} s"
+        f"lava: {args.mode} ({args.scheme}): {samples} samples x {steps} steps "
+        f"(+{plan.depth} latency) in {run.run_s:.2f} s, {run.ms_per_step:.2f} ms/step; build "
+        f"{run.build_s:.2f} s"
     )
     write_outputs(args.out, _result(run, plan, quantisation))
     return 0
@@ -196,6 +212,8 @@ def _result(run, plan: LavaPlan, quantisation: QuantisationReport | None) -> Lav
     attrs = dict(
         mode=plan.mode,
         dt=plan.dt,
+        scheme=plan.scheme,
+        output_quantity="spikes" if plan.output_spiking else "voltage",
         steps_run=run.steps,
         build_s=run.build_s,
         run_s=run.run_s,
@@ -205,11 +223,11 @@ def _result(run, plan: LavaPlan, quantisation: QuantisationReport | None) -> Lav
     )
     return LavaResult(
         output=run.output,
-        activity={layer.name: run.activity[layer.name] for layer in plan.layers},
+        activity=run.activity,
         latency={layer.name: layer.latency for layer in plan.layers},
         spikes={} if run.spikes is None else {name: run.spikes[name] for name in run.spikes},
         attrs=attrs,
-        kinds={layer.name: layer.kind for layer in plan.layers},
+        kinds={layer.name: layer.kind for layer in plan.layers if layer.name in run.activity},
         quantisation=quantisation,
     )
 
