@@ -30,6 +30,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,10 +90,7 @@ class LavaRun:
 def run_plan(plan: LavaPlan, inputs: np.ndarray, record_spikes: bool = False) -> LavaRun:
     """Run `inputs` (samples, T, *plan.input_shape), latency removed, from rest every sample;
     `record_spikes` keeps every layer's spike trains, not only the output layer's.
-
-    On any failure the run's processes are killed (and their shared memory unlinked), since
-    Lava's `stop()` waits for processes that may never answer; LavaProcessFailed when one of
-    them died.
+    See `stream_through` for failures.
     """
     samples, steps_per_sample = inputs.shape[:2]
     stream = plan.encode_input(inputs.reshape(samples * steps_per_sample, plan.input_size))
@@ -100,27 +98,10 @@ def run_plan(plan: LavaPlan, inputs: np.ndarray, record_spikes: bool = False) ->
     started = time.perf_counter()
     network = _Network(plan, steps_per_sample)
     recorder = _Recorder(plan, samples, steps_per_sample, record_spikes)
-    completed = False
-    try:
-        network.injector.create_runtime(run_cfg=run_config(plan.mode))
-        built = time.perf_counter()
-        watch = _Watch(network.injector)
-        network.injector.run(condition=RunSteps(num_steps=total, blocking=False))
-        zeros = np.zeros(plan.input_size)
-        for step in range(total + LAG):
-            if step < total:
-                network.injector.send(stream[step] if step < len(stream) else zeros)
-            if step >= LAG:
-                for name, extractor in network.extractors.items():
-                    recorder.record(name, step - LAG, watch.receive(extractor))
-        network.injector.wait()
-        finished = time.perf_counter()
-        completed = True
-    finally:
-        if completed:
-            network.injector.stop()
-        else:
-            kill_processes(lambda: descendants(os.getpid()))
+    created = time.perf_counter() - started
+    compile_s, run_s = stream_through(
+        network.injector, network.extractors, stream, total, recorder.record, run_config(plan.mode)
+    )
     spiking = [layer for layer in plan.layers if layer.spiking]
     return LavaRun(
         output=recorder.output.reshape(samples, steps_per_sample, *plan.output_shape),
@@ -128,8 +109,8 @@ def run_plan(plan: LavaPlan, inputs: np.ndarray, record_spikes: bool = False) ->
             layer.name: recorder.counts[layer.name].reshape(samples, *layer.shape)
             for layer in spiking
         },
-        build_s=built - started,
-        run_s=finished - built,
+        build_s=created + compile_s,
+        run_s=run_s,
         steps=total,
         spikes=None
         if recorder.trains is None
@@ -138,6 +119,47 @@ def run_plan(plan: LavaPlan, inputs: np.ndarray, record_spikes: bool = False) ->
             for layer in spiking
         },
     )
+
+
+def stream_through(
+    injector: Injector,
+    extractors: dict[str, Extractor],
+    stream: np.ndarray,
+    total: int,
+    record: Callable[[str, int, np.ndarray], None],
+    run_cfg,
+) -> tuple[float, float]:
+    """Compile and run the network `injector` feeds for `total` steps, sending `stream`
+    (steps, input size; zeros after its end) and handing every step's output of each
+    extractor to `record(name, step, values)`; returns (compile s, run s).
+
+    On any failure the run's processes are killed (and their shared memory unlinked), since
+    Lava's `stop()` waits for processes that may never answer; LavaProcessFailed when one of
+    them died.
+    """
+    started = time.perf_counter()
+    completed = False
+    try:
+        injector.create_runtime(run_cfg=run_cfg)
+        built = time.perf_counter()
+        watch = _Watch(injector)
+        injector.run(condition=RunSteps(num_steps=total, blocking=False))
+        zeros = np.zeros(stream.shape[1])
+        for step in range(total + LAG):
+            if step < total:
+                injector.send(stream[step] if step < len(stream) else zeros)
+            if step >= LAG:
+                for name, extractor in extractors.items():
+                    record(name, step - LAG, watch.receive(extractor))
+        injector.wait()
+        finished = time.perf_counter()
+        completed = True
+    finally:
+        if completed:
+            injector.stop()
+        else:
+            kill_processes(lambda: descendants(os.getpid()))
+    return built - started, finished - built
 
 
 class _Watch:

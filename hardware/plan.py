@@ -27,6 +27,8 @@ from ash_neuro.errors import AshError
 # Source name of a connection fed by a constant 1 every step (a current into Lava's `u`).
 CONSTANT = "<constant>"
 MODES = ("floating_pt", "fixed_pt")
+# fixed_pt's integer profiles (quantize.PROFILES): Loihi's own, or what lava-dl's netx holds
+QUANTISE_PROFILES = ("loihi", "netx")
 
 Matrix = np.ndarray | sparse.csr_matrix
 

@@ -20,6 +20,10 @@ weight use the full mantissa. Graded input (currents) becomes 8-bit signed integ
 A readout's voltage (LI, CubaLI, I: never compared with the threshold) is in the same units:
 v = v_int / (vth << 6) in NIR's units.
 
+`NETX` is the profile of the integers lava-dl's netx format can hold (every weight at exponent
+0 and every bias at exponent 6), which `--quantise-as netx` and export/to_netx.py use, so that
+a harness run and a netx run of the same graph are the same integers.
+
 The 24-bit current `u` WRAPS on overflow in Lava's bit-accurate LIF (2**23 + k becomes k: a
 large excitatory input turns inhibitory), so overflow is checked on the actual data, never on
 a worst-case bound (which for dense layers is far above what inputs reach): a layer fed by
@@ -40,6 +44,7 @@ from scipy import sparse
 
 from hardware.plan import (
     CONSTANT,
+    QUANTISE_PROFILES,
     HarnessError,
     LavaPlan,
     NeuronLayer,
@@ -66,6 +71,9 @@ class LoihiLimits:
     activation_shift: int = 6
     bias_mant_max: int = 2**12 - 1
     bias_exp_max: int = 7
+    # None: the smallest bias exponent per neuron that fits its mantissa; an integer: every
+    # bias at that exponent (lava-dl netx's format fixes it at 6, see `NETX`)
+    bias_exp_fixed: int | None = None
     threshold_exp: int = 14
     input_bits: int = 8
 
@@ -81,6 +89,13 @@ class LoihiLimits:
 
 
 LOIHI = LoihiLimits()
+# The integers lava-dl's netx format can hold (export/to_netx.py, hardware/netx.py): netx
+# re-derives each layer's weight exponent from the stored 8-bit weights as if they carried
+# exponent 0 (`netx.utils.optimize_weight_bits`) and reads `bias` as a mantissa at exponent 6
+# (`netx.hdf5.Network.get_neuron_params`), so every weight here is at exponent 0 (the
+# threshold is lowered until the largest weight fits 8 bits) and every bias at exponent 6.
+NETX = LoihiLimits(weight_exp_range=(0, 0), bias_exp_fixed=6)
+PROFILES = dict(zip(QUANTISE_PROFILES, (LOIHI, NETX)))
 
 
 def quantize_for_loihi(
@@ -191,6 +206,11 @@ def _quantize_layer(
         default=lo_exp,
     )
     p = threshold_exp - max(0, needed - hi_exp)
+    bias_peak = float(np.max(np.abs(layer.bias_mant), initial=0.0))
+    if limits.bias_exp_fixed is not None and bias_peak > 0:
+        # one bias exponent: lower the threshold until the largest bias fits the mantissa
+        room = limits.bias_mant_max * 2.0 ** (limits.bias_exp_fixed - limits.activation_shift)
+        p = min(p, math.floor(math.log2(room / bias_peak)))
     if p < 0:
         raise HarnessError(f"{where}: a single input exceeds 2**{hi_exp + 8} thresholds")
     vth = 2**p
@@ -224,9 +244,13 @@ def _quantize_layer(
         )
     bias_total = layer.bias_mant * vth * 2**limits.activation_shift
     bias_exp = np.zeros(layer.size, dtype=np.int64)
-    big = np.abs(bias_total) > limits.bias_mant_max
-    bias_exp[big] = np.ceil(np.log2(np.abs(bias_total[big]) / limits.bias_mant_max))
-    if np.any(bias_exp > limits.bias_exp_max):
+    if limits.bias_exp_fixed is None:
+        big = np.abs(bias_total) > limits.bias_mant_max
+        bias_exp[big] = np.ceil(np.log2(np.abs(bias_total[big]) / limits.bias_mant_max))
+    else:
+        bias_exp[:] = limits.bias_exp_fixed
+    too_large = np.abs(bias_total) / 2.0**bias_exp > limits.bias_mant_max + 0.5
+    if np.any(bias_exp > limits.bias_exp_max) or np.any(too_large):
         raise HarnessError(f"{where}: bias {np.max(np.abs(layer.bias_mant)):.3g} is too large")
     bias_mant = np.rint(bias_total / 2.0**bias_exp).astype(np.int64)
     bias_mant = np.clip(bias_mant, -limits.bias_mant_max - 1, limits.bias_mant_max)

@@ -70,12 +70,13 @@ def simulate_on_lava(
     record_spikes: bool = False,
     quantise_on: str | Path | None = None,
     scheme: str = "explicit",
+    quantise_as: str = "loihi",
 ) -> LavaResult:
     """`run_on_lava` returning everything out.h5 holds: with `record_spikes`, every neuron
     node's spike trains too, the run's timings and in fixed_pt its `QuantisationReport`
     (`LavaResult.quantisation`). `quantise_on`: an in.h5 of calibration inputs for fixed_pt
-    (`write_inputs`), else the run's own inputs. `scheme`: simulate.py's --scheme (explicit
-    or semi-implicit)."""
+    (`write_inputs`), else the run's own inputs. `scheme` and `quantise_as`: simulate.py's
+    --scheme (explicit or semi-implicit) and --quantise-as (loihi or netx)."""
     if mode not in MODES:
         raise LavaError(f"unknown mode {mode!r}; use {' or '.join(MODES)}")
     inputs = np.asarray(inputs, dtype=np.float32)
@@ -95,6 +96,8 @@ def simulate_on_lava(
             command.append("--record-spikes")
         if quantise_on is not None:
             command += ["--quantise-on", str(quantise_on)]
+        if mode == "fixed_pt":
+            command += ["--quantise-as", quantise_as]
         limit = timeout + GRACE_S
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=limit)

@@ -45,7 +45,7 @@ from ash_neuro.nir_export.contract import NIRExportError, read_sidecar, sidecar_
 from ash_neuro.nir_export.reference import SCHEMES  # noqa: E402
 from hardware.graph import lower, read_graph  # noqa: E402
 from hardware.io import LavaResult, read_inputs, write_outputs  # noqa: E402
-from hardware.plan import MODES, HarnessError, LavaPlan  # noqa: E402
+from hardware.plan import MODES, QUANTISE_PROFILES, HarnessError, LavaPlan  # noqa: E402
 from hardware.quantisation_report import QuantisationReport  # noqa: E402
 from hardware.supervise import die_with_parent, run_watched  # noqa: E402
 
@@ -72,6 +72,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="order of a current-based neuron's updates: explicit (forward Euler, Norse's "
         "LIFBox convention; default) or semi-implicit (current first: snnTorch, Norse's "
         "LIFCell, Loihi); see hardware/README.md",
+    )
+    parser.add_argument(
+        "--quantise-as",
+        choices=QUANTISE_PROFILES,
+        default="loihi",
+        help="fixed_pt integers: loihi (a weight exponent per connection) or netx (those "
+        "export/to_netx.py writes: weight exponent 0, bias exponent 6)",
     )
     parser.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds before the run is killed"
@@ -132,12 +139,12 @@ def work(args: argparse.Namespace) -> int:
         )
     quantisation = None
     if args.mode == "fixed_pt":
-        from hardware.quantize import quantize_for_loihi
+        from hardware.quantize import PROFILES, quantize_for_loihi
 
         calibration = (
             inputs if args.quantise_on is None else read_inputs(args.quantise_on, plan.input_shape)
         )
-        plan, quantisation = quantize_for_loihi(plan, calibration)
+        plan, quantisation = quantize_for_loihi(plan, calibration, PROFILES[args.quantise_as])
         if args.quantise_on is not None:
             quantisation = dataclasses.replace(quantisation, calibration_samples=len(calibration))
         print("\n".join(quantisation.parameter_lines()))
@@ -164,7 +171,8 @@ def work(args: argparse.Namespace) -> int:
         f"(+{plan.depth} latency) in {run.run_s:.2f} s, {run.ms_per_step:.2f} ms/step; build "
         f"{run.build_s:.2f} s"
     )
-    write_outputs(args.out, _result(run, plan, quantisation))
+    extra = {"quantise_as": args.quantise_as} if fixed else {}
+    write_outputs(args.out, _result(run, plan, quantisation, extra))
     return 0
 
 
@@ -207,13 +215,16 @@ def _metadata_dt(metadata: dict) -> float | None:
     return None
 
 
-def _result(run, plan: LavaPlan, quantisation: QuantisationReport | None) -> LavaResult:
+def _result(
+    run, plan: LavaPlan, quantisation: QuantisationReport | None, extra: dict
+) -> LavaResult:
     """What out.h5 stores of a run (`lava_network.LavaRun`) of `plan`."""
     attrs = dict(
         mode=plan.mode,
         dt=plan.dt,
         scheme=plan.scheme,
         output_quantity="spikes" if plan.output_spiking else "voltage",
+        **extra,
         steps_run=run.steps,
         build_s=run.build_s,
         run_s=run.run_s,

@@ -49,7 +49,7 @@ def export_checkpoint(
     )
     size = visual.image_size
     world = loaded.data.location if loaded.data.kind == "world" else None
-    images, origin = _sample_images(world, samples, size, seed)
+    images, origin = sample_images(world, samples, size, seed)
     with torch.no_grad():
         generator = torch.Generator().manual_seed(seed)
         currents = encoder.encode_input(visual(images).tokens, generator).contiguous()
@@ -68,7 +68,7 @@ def export_checkpoint(
     )
 
 
-def _sample_images(world: Any, samples: int, size: int, seed: int) -> tuple[torch.Tensor, str]:
+def sample_images(world: Any, samples: int, size: int, seed: int) -> tuple[torch.Tensor, str]:
     """Validation images of the checkpoint's world when it is on disk (real inputs exercise the
     encoder's real spiking regime), else uniform random images of the right size."""
     from ash_neuro.data.world_file import WorldSource

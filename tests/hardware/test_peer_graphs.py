@@ -258,10 +258,11 @@ def test_snntorch_leaky_with_a_scalar_beta(tmp_path):
 # --- Norse -----------------------------------------------------------------------------------
 
 
-def lif_box(n: int, seed: int) -> LIFBoxCell:
+def lif_box(n: int, seed: int, tau: float | None = None) -> LIFBoxCell:
+    """Per-neuron time constants, or one `tau` for the whole layer."""
     ones = torch.ones(n)
-    p = LIFBoxParameters(tau_mem_inv=1 / spread(5e-3, 2e-2, n, seed), v_th=ones,
-                         v_leak=0 * ones, v_reset=0 * ones)  # fmt: skip
+    taus = spread(5e-3, 2e-2, n, seed) if tau is None else tau * ones
+    p = LIFBoxParameters(tau_mem_inv=1 / taus, v_th=ones, v_leak=0 * ones, v_reset=0 * ones)
     return LIFBoxCell(p, dt=NORSE_DT)
 
 
@@ -286,9 +287,12 @@ def repair_norse(graph: nir.NIRGraph, w_in: bool = False) -> nir.NIRGraph:
     return graph
 
 
-def lif_box_net() -> SequentialState:
+def lif_box_net(tau: float | None = None) -> SequentialState:
     return SequentialState(
-        linear(6, 16, 2.0, 0, 0.5), lif_box(16, 1), linear(16, 8, 4.0, 2, 0.8), lif_box(8, 3)
+        linear(6, 16, 2.0, 0, 0.5),
+        lif_box(16, 1, tau),
+        linear(16, 8, 4.0, 2, 0.8),
+        lif_box(8, 3, tau),
     )
 
 
