@@ -16,8 +16,8 @@ out.h5  `output` float32 (samples, T, *output_shape): output spikes, aligned wit
         `spikes/<node>` uint8 (samples, T, *layer_shape), when recorded: every neuron node's
         spike trains, aligned like `output`; attributes `node`, `latency_steps`
         attributes: `samples`, `time_steps`, and what the run adds (simulate.py: mode, dt,
-        scheme, output_quantity, steps_run, build_s, run_s, ms_per_step, lava_nc, written; in
-        fixed_pt quantise_as), and in fixed_pt
+        scheme, backend, output_quantity, steps_run, build_s, run_s, ms_per_step, lava_nc,
+        written; in fixed_pt quantise_as), and in fixed_pt
         `quantisation`: the `QuantisationReport` (hardware/quantisation_report.py) as JSON
 """
 

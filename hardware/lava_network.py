@@ -18,7 +18,9 @@ Processes (all from lava-nc 0.10):
 `Loihi2SimCfg(select_tag=mode)` picks float or bit-accurate models. Injector and Extractor
 have untagged models only, so they are named in `exception_proc_model_map`, as are our LIF
 models (restart from rest, per-neuron decays, voltage readout: hardware/lava_models/); in
-fixed_pt the injector sends int32, as Lava's fixed-point RingBuffer does.
+fixed_pt the injector sends int32, as Lava's fixed-point RingBuffer does. `--backend loihi2`
+builds the same network under `Loihi2HwCfg` with Lava's own LIFReset (its chip model), see
+`run_config`.
 
 Reading Lava Vars from the host is per element (~25 us each) and rebuilding per sample costs
 a compile, so outputs stream through Extractors while the host keeps `LAG` steps of input
@@ -27,6 +29,7 @@ ahead of the network.
 
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing
 import os
 import time
@@ -87,10 +90,13 @@ class LavaRun:
         return 1000 * self.run_s / self.steps
 
 
-def run_plan(plan: LavaPlan, inputs: np.ndarray, record_spikes: bool = False) -> LavaRun:
+def run_plan(
+    plan: LavaPlan, inputs: np.ndarray, record_spikes: bool = False, backend: str = "sim"
+) -> LavaRun:
     """Run `inputs` (samples, T, *plan.input_shape), latency removed, from rest every sample;
-    `record_spikes` keeps every layer's spike trains, not only the output layer's.
-    See `stream_through` for failures.
+    `record_spikes` keeps every layer's spike trains, not only the output layer's; `backend`
+    "sim" (Loihi2SimCfg) or "loihi2" (Loihi2HwCfg, see `run_config`). See `stream_through`
+    for failures.
     """
     samples, steps_per_sample = inputs.shape[:2]
     stream = plan.encode_input(inputs.reshape(samples * steps_per_sample, plan.input_size))
@@ -100,7 +106,12 @@ def run_plan(plan: LavaPlan, inputs: np.ndarray, record_spikes: bool = False) ->
     recorder = _Recorder(plan, samples, steps_per_sample, record_spikes)
     created = time.perf_counter() - started
     compile_s, run_s = stream_through(
-        network.injector, network.extractors, stream, total, recorder.record, run_config(plan.mode)
+        network.injector,
+        network.extractors,
+        stream,
+        total,
+        recorder.record,
+        run_config(plan.mode, backend),
     )
     spiking = [layer for layer in plan.layers if layer.spiking]
     return LavaRun(
@@ -263,13 +274,45 @@ def _clear_before_window(synapses, layer: NeuronLayer, period: int) -> None:
     reset.connect_var(synapses.a_buff)
 
 
-def run_config(mode: str) -> Loihi2SimCfg:
-    """Lava's run configuration: the Loihi 2 simulator with our models."""
+# What Lava's Loihi 2 run configuration needs beyond lava-nc: Intel's Lava extension for Loihi
+# (lava-loihi), found as `lava.utils.loihi.is_installed()` finds it, and the NeuroCore process
+# models it provides.
+LOIHI_EXTENSION_MODULES = ("lava.utils.loihi2_profiler", "lava.magma.core.model.nc.model")
+
+
+def loihi2_missing() -> str | None:
+    """None when `--backend loihi2` can run here, else one line saying what is missing."""
+    missing = [name for name in LOIHI_EXTENSION_MODULES if not _importable(name)]
+    if not missing:
+        return None
+    return (
+        "--backend loihi2 needs Intel's Lava extension for Loihi (lava-loihi, distributed to "
+        f"Intel Neuromorphic Research Community members), and {', '.join(missing)} is not "
+        "importable in this environment; use --backend sim (Lava's CPU simulator of Loihi 2)"
+    )
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is absent
+        return False
+
+
+def run_config(mode: str, backend: str = "sim"):
+    """Lava's run configuration: the Loihi 2 simulator with our models, or (`loihi2`) the chip
+    through Intel's Loihi extension, where Lava's own LIFReset runs on the neuro-cores and
+    only the host-side injector and extractors keep their Python models
+    (`hardware.plan.loihi2_problems` has refused what needs our models)."""
     fixed = mode == "fixed_pt"
     io_models = {
         Injector: PyLoihiInjectorModelFixed if fixed else PyLoihiInjectorModel,
         Extractor: PyLoihiExtractorModel,
     }
+    if backend == "loihi2":
+        from lava.magma.core.run_configs import Loihi2HwCfg
+
+        return Loihi2HwCfg(select_tag=mode, exception_proc_model_map=io_models)
     return Loihi2SimCfg(
         select_tag=mode,
         exception_proc_model_map={

@@ -148,3 +148,28 @@ class LavaPlan:
 
     def replace(self, **changes) -> LavaPlan:
         return dataclasses.replace(self, **changes)
+
+
+def loihi2_problems(plan: LavaPlan) -> list[str]:
+    """What keeps `plan` off Loihi 2 through Lava's own processes (`--backend loihi2`): each
+    of these runs only on the simulator, through the models lava_network.py adds to Lava's."""
+    problems = []
+    if plan.mode != "fixed_pt":
+        problems.append("the chip runs integers: use --mode fixed_pt")
+    for layer in plan.layers:
+        where = f"node '{layer.name}' ({layer.kind})"
+        if not layer.spiking:
+            problems.append(f"{where} is a readout, whose voltage our simulator model streams out")
+        if not layer.uniform_decays:
+            problems.append(f"{where} has per-neuron decays; Loihi 2's LIF shares them")
+        if np.any(np.asarray(layer.v_rest) != 0):
+            problems.append(
+                f"{where} starts each sample at rest v_leak != v_reset; Loihi 2's LIFReset "
+                "restarts at 0"
+            )
+        if any(conn.clear_at_window_start for conn in layer.inputs):
+            problems.append(
+                f"{where} needs its input cleared at each sample's start (a recurrent "
+                "connection, or an input lagging a step), which is a host-side process here"
+            )
+    return problems

@@ -45,10 +45,17 @@ from ash_neuro.nir_export.contract import NIRExportError, read_sidecar, sidecar_
 from ash_neuro.nir_export.reference import SCHEMES  # noqa: E402
 from hardware.graph import lower, read_graph  # noqa: E402
 from hardware.io import LavaResult, read_inputs, write_outputs  # noqa: E402
-from hardware.plan import MODES, QUANTISE_PROFILES, HarnessError, LavaPlan  # noqa: E402
+from hardware.plan import (  # noqa: E402
+    MODES,
+    QUANTISE_PROFILES,
+    HarnessError,
+    LavaPlan,
+    loihi2_problems,
+)
 from hardware.quantisation_report import QuantisationReport  # noqa: E402
 from hardware.supervise import die_with_parent, run_watched  # noqa: E402
 
+BACKENDS = ("sim", "loihi2")
 DEFAULT_DT = 1e-3
 DEFAULT_TIMEOUT = 3600.0
 EXIT_FAILED = 1
@@ -72,6 +79,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="order of a current-based neuron's updates: explicit (forward Euler, Norse's "
         "LIFBox convention; default) or semi-implicit (current first: snnTorch, Norse's "
         "LIFCell, Loihi); see hardware/README.md",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="sim",
+        help="sim: Lava's Loihi 2 simulator on the CPU; loihi2: the chip, through Intel's "
+        "Lava extension for Loihi (fixed_pt only; hardware/README.md)",
     )
     parser.add_argument(
         "--quantise-as",
@@ -148,13 +162,22 @@ def work(args: argparse.Namespace) -> int:
         if args.quantise_on is not None:
             quantisation = dataclasses.replace(quantisation, calibration_samples=len(calibration))
         print("\n".join(quantisation.parameter_lines()))
+    if args.backend == "loihi2":  # the graph first: it can be checked without the chip
+        from hardware.lava_network import loihi2_missing
+
+        problems = loihi2_problems(plan)
+        if problems:
+            raise HarnessError(f"--backend loihi2 cannot run this graph: {'; '.join(problems)}")
+        missing = loihi2_missing()
+        if missing:
+            raise HarnessError(missing)
     # Lava itself is imported only here, once the graph and the inputs have been checked.
     from hardware.lava_network import LavaProcessFailed, run_plan
 
     # fixed_pt records every layer's spikes to check the 24-bit currents they drove.
     fixed = args.mode == "fixed_pt"
     try:
-        run = run_plan(plan, inputs, args.record_spikes or fixed)
+        run = run_plan(plan, inputs, args.record_spikes or fixed, args.backend)
     except LavaProcessFailed as exc:
         print(f"error: the Lava run failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -167,11 +190,13 @@ def work(args: argparse.Namespace) -> int:
             run = dataclasses.replace(run, spikes=None)
     samples, steps = inputs.shape[:2]
     print(
-        f"lava: {args.mode} ({args.scheme}): {samples} samples x {steps} steps "
+        f"lava: {args.mode} ({args.scheme}, {args.backend}): {samples} samples x {steps} steps "
         f"(+{plan.depth} latency) in {run.run_s:.2f} s, {run.ms_per_step:.2f} ms/step; build "
         f"{run.build_s:.2f} s"
     )
-    extra = {"quantise_as": args.quantise_as} if fixed else {}
+    extra = {"backend": args.backend}
+    if fixed:
+        extra["quantise_as"] = args.quantise_as
     write_outputs(args.out, _result(run, plan, quantisation, extra))
     return 0
 

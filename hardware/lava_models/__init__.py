@@ -20,8 +20,8 @@ The models' arithmetic is elementwise (`u * (1 - du)`; `u * (4096 - du - 1) >> 1
 else is Lava's code. This keeps one Lava process per NIR node where splitting a population
 into sub-populations of equal decays would need one LIF, one synapse process per source and one
 extractor per distinct decay (learned decays are all distinct: hundreds of OS processes for a
-layer of a hundred neurons in Lava's simulator). Lava's own LIF, the one Loihi 2 runs, holds
-one du and one dv per population.
+layer of a hundred neurons in Lava's simulator). On the chip Lava's own LIF process runs, with
+one du and one dv per population, so `--backend loihi2` refuses such layers.
 """
 
 from __future__ import annotations
