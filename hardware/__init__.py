@@ -7,6 +7,7 @@ parts, each swappable:
 
 - graph.py     NIR file -> `LavaPlan` (plan.py): nested graphs flattened, populations,
                connections (recurrent ones too), latencies
+- linear_maps.py  NIR's linear nodes as connection matrices (C-order; convolutions sparse)
 - mapping.py   NIR neuron equations -> Lava LIF parameters, per scheme (the derivation)
 - quantize.py  floating-point plan -> Loihi integers (fixed_pt; Loihi's or netx's profile)
 - quantisation_report.py  what fixed_pt rounded, as a record (standard library; both envs)

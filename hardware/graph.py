@@ -6,9 +6,8 @@ AvgPool2d, Flatten, the spiking neurons LIF, CubaLIF and IF, the readouts LI, Cu
 graph whose nodes are named `subgraph.node`. Everything between two neuron populations is
 linear, so chains of linear maps are multiplied into one connection matrix per (source
 population, target population): one Lava Dense (or Sparse, for convolutions and pooling) hop
-per source, whatever the chain. Tensors are flattened in C order, NIR's (C, H, W) layout;
-convolutions become sparse matrices in that layout rather than Lava `Conv` processes, whose
-fixed-point model (lava-nc 0.10) ignores `weight_exp` and which expect (W, H, C) data.
+per source, whatever the chain (linear_maps.py: tensors flattened in C order, NIR's (C, H,
+W) layout; convolutions and pooling as sparse matrices).
 
 Recurrence (ash_neuro/nir_export/reference.py states the meaning): a cycle through exactly one
 neuron node, back to itself through linear nodes (snnTorch's RLeaky and RSynaptic), is a
@@ -31,8 +30,15 @@ from pathlib import Path
 import h5py
 import nir
 import numpy as np
-from scipy import sparse
 
+from hardware.linear_maps import (
+    LINEAR_TYPES,
+    as_matrix,
+    flatten_shape,
+    identity,
+    linear_map,
+    scale_rows,
+)
 from hardware.mapping import NEURON_TYPES, map_neuron
 from hardware.plan import (
     CONSTANT,
@@ -44,7 +50,6 @@ from hardware.plan import (
     matrix_values,
 )
 
-LINEAR_TYPES = (nir.Affine, nir.Linear, nir.Scale, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d)
 SUPPORTED = ("Input", "Output", "Flatten", "NIRGraph") + tuple(
     t.__name__ for t in LINEAR_TYPES + NEURON_TYPES
 )
@@ -187,9 +192,9 @@ def _shapes(nodes, preds, input_name):
             if isinstance(node, NEURON_TYPES + (nir.Output,)):
                 shapes[name] = in_shape
             elif isinstance(node, nir.Flatten):
-                shapes[name] = _flatten_shape(name, node, in_shape)
+                shapes[name] = flatten_shape(name, node, in_shape)
             elif isinstance(node, LINEAR_TYPES):
-                matrix, bias, shapes[name] = _linear_map(name, node, in_shape)
+                matrix, bias, shapes[name] = linear_map(name, node, in_shape)
                 if not (np.all(np.isfinite(matrix_values(matrix))) and np.all(np.isfinite(bias))):
                     raise HarnessError(
                         f"node '{name}' ({type(node).__name__}) has NaN or infinite weights; "
@@ -318,13 +323,13 @@ class _Signal:
         terms: dict[str, Matrix] = {}
         for signal in signals:
             for src, matrix in signal.terms.items():
-                matrix = _identity(len(signal.const)) if matrix is None else matrix
-                terms[src] = matrix if src not in terms else _as_matrix(terms[src] + matrix)
+                matrix = identity(len(signal.const)) if matrix is None else matrix
+                terms[src] = matrix if src not in terms else as_matrix(terms[src] + matrix)
         return _Signal(terms, sum(s.const for s in signals))
 
     def apply(self, matrix: Matrix, bias: np.ndarray) -> _Signal:
         terms = {
-            src: matrix if m is None else _as_matrix(matrix @ m) for src, m in self.terms.items()
+            src: matrix if m is None else as_matrix(matrix @ m) for src, m in self.terms.items()
         }
         return _Signal(terms, matrix @ self.const + bias)
 
@@ -351,7 +356,7 @@ def _neuron_layer(name, node, shape, signal: _Signal, latency, dt, scheme) -> Ne
     inputs = [
         Connection(
             src,
-            _scale_rows(mapping.gain, _identity(size) if m is None else m),
+            scale_rows(mapping.gain, identity(size) if m is None else m),
             clear_at_window_start=lagged or src == name,
         )
         for src, m in signal.terms.items()
@@ -378,146 +383,6 @@ def _neuron_layer(name, node, shape, signal: _Signal, latency, dt, scheme) -> Ne
     )
 
 
-def _linear_map(name: str, node, shape) -> tuple[Matrix, np.ndarray, tuple[int, ...]]:
-    """(matrix, bias, output shape) of a linear node applied to a flattened `shape` input."""
-    kind = type(node).__name__
-    size = int(np.prod(shape))
-    if isinstance(node, nir.Affine | nir.Linear):
-        weight = np.asarray(node.weight, dtype=np.float64)
-        if weight.ndim != 2 or weight.shape[1] != size:
-            raise HarnessError(
-                f"node '{name}' ({kind}): weight of shape {weight.shape} cannot take an input "
-                f"of shape {shape} ({size} values)"
-            )
-        bias = np.zeros(weight.shape[0])
-        if isinstance(node, nir.Affine):
-            bias = np.asarray(node.bias, dtype=np.float64).reshape(-1)
-            if bias.shape != (weight.shape[0],):
-                raise HarnessError(
-                    f"node '{name}' (Affine): bias has {bias.size} values for "
-                    f"{weight.shape[0]} outputs"
-                )
-        return weight, bias, (weight.shape[0],)
-    if isinstance(node, nir.Scale):
-        scale = np.asarray(node.scale, dtype=np.float64).reshape(-1)
-        if scale.size not in (1, size):
-            raise HarnessError(
-                f"node '{name}' (Scale): scale has {scale.size} values for input {shape}"
-            )
-        return sparse.diags(np.broadcast_to(scale, (size,))).tocsr(), np.zeros(size), shape
-    if len(shape) != 3:
-        raise HarnessError(f"node '{name}' ({kind}) needs a (C, H, W) input, got shape {shape}")
-    channels = shape[0]
-    if isinstance(node, nir.Conv2d):
-        weight = np.asarray(node.weight, dtype=np.float64)
-        groups = int(node.groups)
-        if weight.ndim != 4 or groups < 1 or weight.shape[1] * groups != channels:
-            raise HarnessError(
-                f"node '{name}' (Conv2d): weight of shape {weight.shape} with {groups} groups "
-                f"cannot take an input of shape {shape}"
-            )
-        if weight.shape[0] % groups:
-            raise HarnessError(f"node '{name}' (Conv2d): output channels not divisible by groups")
-        bias = np.asarray(node.bias, dtype=np.float64).reshape(-1)
-        if bias.size not in (0, weight.shape[0]):
-            raise HarnessError(f"node '{name}' (Conv2d): bias has {bias.size} values")
-        geometry = _Window.of(name, node, weight.shape[2:], shape)
-        if node.input_shape is not None and tuple(np.atleast_1d(node.input_shape)) != shape[1:]:
-            raise HarnessError(
-                f"node '{name}' (Conv2d): declares input (H, W) = "
-                f"{tuple(np.atleast_1d(node.input_shape))} but receives {shape}"
-            )
-    else:
-        kernel = tuple(int(k) for k in np.broadcast_to(node.kernel_size, (2,)))
-        groups = channels
-        scale = 1.0 / np.prod(kernel) if isinstance(node, nir.AvgPool2d) else 1.0
-        weight = np.full((channels, 1, *kernel), scale)
-        bias = np.zeros(0)
-        geometry = _Window.of(name, node, kernel, shape)
-    matrix = geometry.matrix(weight, groups)
-    out_shape = (weight.shape[0], *geometry.out_hw)
-    bias = np.repeat(bias, np.prod(geometry.out_hw)) if bias.size else np.zeros(matrix.shape[0])
-    return matrix, bias, out_shape
-
-
-@dataclass(frozen=True)
-class _Window:
-    """Geometry of a 2-d sliding window (convolution or pooling) over a (C, H, W) input."""
-
-    in_shape: tuple[int, int, int]
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    dilation: tuple[int, int]
-    pad_before: tuple[int, int]
-    out_hw: tuple[int, int]
-
-    @staticmethod
-    def of(name: str, node, kernel, in_shape) -> _Window:
-        kernel = tuple(int(k) for k in kernel)
-        stride = _pair(node.stride if node.stride is not None else kernel)
-        dilation = _pair(getattr(node, "dilation", 1))
-        padding = node.padding
-        if isinstance(padding, bytes):
-            padding = padding.decode()
-        span = tuple(d * (k - 1) for d, k in zip(dilation, kernel))
-        if isinstance(padding, str) and padding == "same":
-            if stride != (1, 1):
-                raise HarnessError(f"node '{name}': padding 'same' needs stride 1")
-            before = tuple(s // 2 for s in span)
-            total = span
-        elif isinstance(padding, str):
-            before = total = (0, 0)
-        else:
-            before = _pair(padding)
-            total = tuple(2 * p for p in before)
-        out_hw = tuple(
-            (n + t - s - 1) // st + 1 for n, t, s, st in zip(in_shape[1:], total, span, stride)
-        )
-        if min(out_hw) < 1 or min(stride) < 1 or min(dilation) < 1:
-            raise HarnessError(
-                f"node '{name}' ({type(node).__name__}): a {kernel} window with stride "
-                f"{stride} and padding {padding} does not fit an input of shape {in_shape}"
-            )
-        return _Window(in_shape, kernel, stride, dilation, before, out_hw)
-
-    def matrix(self, weight: np.ndarray, groups: int) -> sparse.csr_matrix:
-        """Sparse (C_out*H_out*W_out, C*H*W) matrix of the cross-correlation NIR means."""
-        channels, height, width = self.in_shape
-        out_channels, group_in = weight.shape[:2]
-        out_h, out_w = self.out_hw
-        o, oy, ox = np.meshgrid(
-            np.arange(out_channels), np.arange(out_h), np.arange(out_w), indexing="ij"
-        )
-        rows = (o * out_h + oy) * out_w + ox
-        group = o // (out_channels // groups)
-        row_ids, col_ids, values = [], [], []
-        for c in range(group_in):
-            for ky in range(self.kernel[0]):
-                for kx in range(self.kernel[1]):
-                    iy = oy * self.stride[0] - self.pad_before[0] + ky * self.dilation[0]
-                    ix = ox * self.stride[1] - self.pad_before[1] + kx * self.dilation[1]
-                    inside = (iy >= 0) & (iy < height) & (ix >= 0) & (ix < width)
-                    channel = group * group_in + c
-                    row_ids.append(rows[inside])
-                    col_ids.append(((channel * height + iy) * width + ix)[inside])
-                    values.append(weight[o[inside], c, ky, kx])
-        shape = (out_channels * out_h * out_w, channels * height * width)
-        return sparse.csr_matrix(
-            (np.concatenate(values), (np.concatenate(row_ids), np.concatenate(col_ids))),
-            shape=shape,
-        )
-
-
-def _flatten_shape(name: str, node: nir.Flatten, shape) -> tuple[int, ...]:
-    """NIR's Flatten over the (batch-free) shape; the C-order data itself is unchanged."""
-    ndim = len(shape)
-    start = int(node.start_dim) % ndim if ndim else 0
-    end = int(node.end_dim) % ndim if ndim else 0
-    if start > end:
-        raise HarnessError(f"node '{name}' (Flatten): start_dim {start} is after end_dim {end}")
-    return (*shape[:start], int(np.prod(shape[start : end + 1])), *shape[end + 1 :])
-
-
 def _input_shape(name: str, node: nir.Input) -> tuple[int, ...]:
     shape = node.input_type.get("input")
     shape = () if shape is None else tuple(int(s) for s in np.atleast_1d(shape))
@@ -532,24 +397,6 @@ def _merged_shape(name: str, incoming: list[tuple[str, tuple[int, ...]]]) -> tup
         listed = ", ".join(f"{src} {shape}" for src, shape in incoming)
         raise HarnessError(f"node '{name}' sums inputs of different shapes ({listed})")
     return incoming[0][1]
-
-
-def _scale_rows(gain: np.ndarray, matrix: Matrix) -> Matrix:
-    if sparse.issparse(matrix):
-        return sparse.diags(gain) @ matrix
-    return gain[:, None] * matrix
-
-
-def _as_matrix(matrix) -> Matrix:
-    return matrix.tocsr() if sparse.issparse(matrix) else np.asarray(matrix)
-
-
-def _identity(size: int) -> sparse.csr_matrix:
-    return sparse.identity(size, format="csr")
-
-
-def _pair(value) -> tuple[int, int]:
-    return tuple(int(v) for v in np.broadcast_to(np.asarray(value).reshape(-1), (2,)))
 
 
 def _text(value) -> str:

@@ -137,15 +137,7 @@ class _Graph:
         """An edge out of a neuron back into a node that reaches it: a cycle's delay."""
         if not isinstance(self.graph.nodes[src], NEURON_TYPES):
             return False
-        seen, stack = set(), [dst]
-        while stack:
-            node = stack.pop()
-            if node == src:
-                return True
-            if node not in seen:
-                seen.add(node)
-                stack += [b for a, b in edges if a == node]
-        return False
+        return _reaches([dst], src, lambda node: [b for a, b in edges if a == node])
 
     def start(self, samples: int, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Set every node to rest for `samples` rows; returns the Output's per-sample shape."""
@@ -245,14 +237,23 @@ def _order(names: list[str], preds, prefix: str) -> list[str]:
 
 def _on_cycle(name: str, preds) -> bool:
     """`name` reaches itself over edges that deliver within the step."""
-    seen, stack = set(), [src for src, delayed in preds[name] if not delayed]
+
+    def within(node: str) -> list[str]:
+        return [src for src, delayed in preds[node] if not delayed]
+
+    return _reaches(within(name), name, within)
+
+
+def _reaches(start: list[str], goal: str, neighbours) -> bool:
+    """`goal` is reached from `start` by repeatedly following `neighbours(node)`."""
+    seen, stack = set(), list(start)
     while stack:
         node = stack.pop()
-        if node == name:
+        if node == goal:
             return True
         if node not in seen:
             seen.add(node)
-            stack += [src for src, delayed in preds[node] if not delayed]
+            stack += neighbours(node)
     return False
 
 

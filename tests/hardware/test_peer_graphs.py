@@ -88,6 +88,12 @@ def snntorch_run(net: torch.nn.Module, x: torch.Tensor) -> dict[str, np.ndarray]
     return spikes
 
 
+def snntorch_export(net: torch.nn.Module, x: torch.Tensor):
+    """(snnTorch's own spikes on `x`, the graph `export_to_nir` writes of `net`)."""
+    with torch.no_grad():
+        return snntorch_run(net, x), export_to_nir(net, x[0, 0])
+
+
 def norse_run(net: torch.nn.Module, x: torch.Tensor, kinds) -> dict[str, np.ndarray]:
     """Norse's own outputs (T, rows, n) per cell of the SequentialState."""
     spikes = record_spikes(net, lambda: run_network(net, x), kinds)
@@ -150,9 +156,7 @@ def synaptic_net() -> torch.nn.Sequential:
 def test_snntorch_leaky(tmp_path):
     x = currents(3.0)
     net = leaky_net()
-    with torch.no_grad():
-        own = snntorch_run(net, x)
-        graph = export_to_nir(net, x[0, 0])
+    own, graph = snntorch_export(net, x)
     share = agreement(own, on_lava(graph, x, tmp_path, SNNTORCH_DT, "explicit"))
     report("snnTorch Leaky x2 (per-neuron beta)", share)
     assert share >= MIN_AGREEMENT
@@ -161,9 +165,7 @@ def test_snntorch_leaky(tmp_path):
 def test_snntorch_synaptic_needs_the_semi_implicit_scheme(tmp_path):
     x = currents(1.2)
     net = synaptic_net()
-    with torch.no_grad():
-        own = snntorch_run(net, x)
-        graph = export_to_nir(net, x[0, 0])
+    own, graph = snntorch_export(net, x)
     shares = {
         scheme: agreement(own, on_lava(graph, x, tmp_path, SNNTORCH_DT, scheme))
         for scheme in ("semi-implicit", "explicit")
@@ -183,9 +185,7 @@ def test_snntorch_rleaky(tmp_path):
         linear(16, 8, 3.0, seed=2),
         snn.Leaky(beta=spread(0.45, 0.95, 8, 3), threshold=torch.ones(8), **ZERO_RESET),
     )  # fmt: skip
-    with torch.no_grad():
-        own = snntorch_run(net, x)
-        graph = export_to_nir(net, x[0, 0])
+    own, graph = snntorch_export(net, x)
     assert ("1.lif", "1.w_rec") in graph.edges  # the recurrent connection, its bias included
     result = on_lava(graph, x, tmp_path, SNNTORCH_DT, "explicit")
     share = agreement(own, result, lambda name: "1.lif" if name == "1" else name)
@@ -214,9 +214,7 @@ def rsynaptic_net(reset_delay: bool) -> torch.nn.Sequential:
 def test_snntorch_rsynaptic(tmp_path):
     x = currents(1.2)
     net = rsynaptic_net(reset_delay=False)
-    with torch.no_grad():
-        own = snntorch_run(net, x)
-        graph = export_to_nir(net, x[0, 0])
+    own, graph = snntorch_export(net, x)
     result = on_lava(graph, x, tmp_path, SNNTORCH_DT, "semi-implicit")
     assert agreement(own, result, lambda name: "1.lif" if name == "1" else name) >= MIN_AGREEMENT
 
@@ -249,9 +247,7 @@ def test_snntorch_leaky_with_a_scalar_beta(tmp_path):
         linear(6, 16, 1.0, seed=0), snn.Leaky(beta=0.9, **ZERO_RESET),
         linear(16, 8, 3.0, seed=2), snn.Leaky(beta=0.9, **ZERO_RESET),
     )  # fmt: skip
-    with torch.no_grad():
-        own = snntorch_run(net, x)
-        graph = export_to_nir(net, x[0, 0])
+    own, graph = snntorch_export(net, x)
     assert agreement(own, on_lava(graph, x, tmp_path, SNNTORCH_DT, "explicit")) >= MIN_AGREEMENT
 
 
@@ -309,46 +305,41 @@ NORSE_TAU_BUG = (
 )
 
 
-@pytest.mark.xfail(strict=True, raises=LavaError, reason=NORSE_TAU_BUG)
-def test_norse_lif_box_as_written(tmp_path):
-    x = currents(3.0)
-    net = lif_box_net()
-    own = norse_run(net, x, (LIFBoxCell,))
-    graph = to_nir(net, x[0, 0])
-    assert agreement(own, on_lava(graph, x, tmp_path, NORSE_DT, "explicit")) >= MIN_AGREEMENT
-
-
-def test_norse_lif_box_with_the_time_constant_repaired(tmp_path):
-    x = currents(3.0)
-    net = lif_box_net()
-    own = norse_run(net, x, (LIFBoxCell,))
-    graph = repair_norse(to_nir(net, x[0, 0]))
-    share = agreement(own, on_lava(graph, x, tmp_path, NORSE_DT, "explicit"))
-    report("Norse LIFBoxCell x2, tau repaired (norse#413)", share)
-    assert share >= MIN_AGREEMENT
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=LavaError,
-    reason=NORSE_TAU_BUG + "; and its CubaLIF has w_in = 1 where Norse's current jump i += I "
-    "needs w_in = tau_syn / dt under NIR's equation (to_nir on Norse's main too; no issue filed)",
+NORSE_W_IN_BUG = (
+    NORSE_TAU_BUG + "; and its CubaLIF has w_in = 1 where Norse's current jump i += I needs "
+    "w_in = tau_syn / dt under NIR's equation (to_nir on Norse's main too; no issue filed)"
 )
-def test_norse_lif_cell_as_written(tmp_path):
-    x = currents(1.0)
-    net = lif_cell_net()
-    own = norse_run(net, x, (LIFCell,))
+# cell -> (network, input scale, the scheme Norse integrates it with)
+NORSE_CELLS = {
+    "LIFBoxCell": (lif_box_net, 3.0, "explicit"),
+    "LIFCell": (lif_cell_net, 1.0, "semi-implicit"),
+}
+
+
+def as_written(cell: str, bug: str):
+    xfail = pytest.mark.xfail(strict=True, raises=LavaError, reason=bug)
+    return pytest.param(cell, False, marks=xfail, id=f"{cell} as written")
+
+
+@pytest.mark.parametrize(
+    ("cell", "repaired"),
+    [
+        as_written("LIFBoxCell", NORSE_TAU_BUG),
+        pytest.param("LIFBoxCell", True, id="LIFBoxCell, tau repaired"),
+        as_written("LIFCell", NORSE_W_IN_BUG),
+        pytest.param("LIFCell", True, id="LIFCell, tau and w_in repaired"),
+    ],
+)
+def test_norse(cell, repaired, tmp_path):
+    build, scale, scheme = NORSE_CELLS[cell]
+    x = currents(scale)
+    net = build()
+    own = norse_run(net, x, (LIFBoxCell, LIFCell))
     graph = to_nir(net, x[0, 0])
-    assert agreement(own, on_lava(graph, x, tmp_path, NORSE_DT, "semi-implicit")) >= MIN_AGREEMENT
-
-
-def test_norse_lif_cell_repaired_needs_the_semi_implicit_scheme(tmp_path):
-    x = currents(1.0)
-    net = lif_cell_net()
-    own = norse_run(net, x, (LIFCell,))
-    graph = repair_norse(to_nir(net, x[0, 0]), w_in=True)
-    share = agreement(own, on_lava(graph, x, tmp_path, NORSE_DT, "semi-implicit"))
-    report("Norse LIFCell x2, tau and w_in repaired, semi-implicit", share)
+    if repaired:
+        graph = repair_norse(graph, w_in=cell == "LIFCell")
+    share = agreement(own, on_lava(graph, x, tmp_path, NORSE_DT, scheme))
+    report(f"Norse {cell} x2, repaired, {scheme}", share)
     assert share >= MIN_AGREEMENT
 
 
