@@ -25,6 +25,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+try:  # Lava lives in its own environment (Python 3.10); say so rather than a traceback
+    import lava.magma  # noqa: F401
+except ImportError:
+    print(
+        "error: export/to_netx.py runs with the Lava environment's Python: "
+        ".venv-lava/bin/python export/to_netx.py GRAPH -o OUT (make lava-env creates it)",
+        file=sys.stderr,
+    )
+    sys.exit(2)
+
 from ash_neuro.errors import cli_entry  # noqa: E402
 from ash_neuro.nir_export.contract import read_sidecar, sidecar_path  # noqa: E402
 from ash_neuro.nir_export.reference import SCHEMES  # noqa: E402

@@ -231,3 +231,14 @@ def test_what_netx_cannot_express_is_a_one_line_refusal(case, message, lava, tmp
     assert done.stderr.startswith("error: netx cannot express g.nir: ")
     assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
     assert not (tmp_path / "g.net").exists()
+
+
+def test_to_netx_outside_the_lava_environment_says_where_it_runs(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(TO_NETX), str(tmp_path / "g.nir"), "-o", str(tmp_path / "g.net")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("error: export/to_netx.py runs with the Lava environment's")
