@@ -142,7 +142,14 @@ def nested_recurrent_graph(n=12, seed=0) -> nir.NIRGraph:
             "ro": readout,
             "output": nir.Output(output_type={"output": np.array([3])}),
         },
-        edges=[("input", "fc"), ("fc", "rnn"), ("rnn", "fc2"), ("fc2", "ro"), ("ro", "output")],
+        # into the subgraph by its name, out of it through its Output (both forms NIR allows)
+        edges=[
+            ("input", "fc"),
+            ("fc", "rnn"),
+            ("rnn.output", "fc2"),
+            ("fc2", "ro"),
+            ("ro", "output"),
+        ],
         type_check=False,
     )
 
