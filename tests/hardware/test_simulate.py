@@ -195,35 +195,59 @@ def test_conv_pool_if_graph_on_spike_input(run_simulate, tmp_path):
 def bad_graph(name: str) -> nir.NIRGraph:
     n = 4
     fc = nir.Affine(np.ones((n, 6)), np.zeros(n))
+    cuba = nir.CubaLIF(
+        tau_syn=np.full(n, 5e-3),
+        tau_mem=np.full(n, 1e-2),
+        r=np.ones(n),
+        v_leak=np.zeros(n),
+        v_threshold=np.ones(n),
+    )
     graphs = {
-        "unknown node": chain([6], ("leaky", nir.LI(np.ones(6), np.ones(6), np.zeros(6))),
-                              output_shape=[6]),
+        "unknown node": chain([6], ("late", nir.Delay(np.ones(6))), output_shape=[6]),
         "wrong weight shape": chain([6], ("fc", nir.Affine(np.ones((n, 7)), np.zeros(n))),
                                     ("lif", lif(n)), output_shape=[n]),
-        "per-neuron tau": chain([6], ("fc", fc), ("lif", nir.LIF(
-            tau=np.array([0.01, 0.02, 0.01, 0.01]), r=np.ones(n), v_leak=np.zeros(n),
-            v_threshold=np.ones(n))), output_shape=[n]),
         "dt beyond tau": chain([6], ("fc", fc), ("lif", lif(n, tau=1e-4)), output_shape=[n]),
-        "output not spiking": chain([6], ("fc", fc), output_shape=[n]),
+        "output not a neuron": chain([6], ("fc", fc), output_shape=[n]),
         "nan weight": chain([6], ("fc", nir.Affine(np.where(np.eye(n, 6), np.nan, 1.0),
                                                    np.zeros(n))), ("lif", lif(n)),
                             output_shape=[n]),
         "inf bias": chain([6], ("fc", nir.Affine(np.ones((n, 6)), np.full(n, np.inf))),
                           ("lif", lif(n)), output_shape=[n]),
+        "cycle of two populations": chain([6], ("fc", fc), ("a", lif(n)),
+                                          ("ab", nir.Linear(np.eye(n))), ("b", lif(n)),
+                                          output_shape=[n]),
+        "algebraic loop": chain([6], ("fc", fc), ("w", nir.Linear(np.eye(n))), ("lif", lif(n)),
+                                output_shape=[n]),
+        "recurrent explicit CubaLIF": chain([6], ("fc", fc), ("cuba", cuba), output_shape=[n]),
+        "readout feeding a layer": chain([6], ("fc", fc), ("li", nir.LI(np.full(n, 1e-2),
+                                         np.ones(n), np.zeros(n))), ("w", nir.Linear(np.eye(n))),
+                                         ("lif", lif(n)), output_shape=[n]),
     }  # fmt: skip
-    return graphs[name]
+    extra_edges = {
+        "cycle of two populations": [("b", "ba"), ("ba", "a")],
+        "algebraic loop": [("w", "w2"), ("w2", "w")],
+        "recurrent explicit CubaLIF": [("cuba", "rec"), ("rec", "cuba")],
+    }
+    graph = graphs[name]
+    for src, dst in extra_edges.get(name, []):
+        graph.nodes.setdefault(src, nir.Linear(np.eye(n)))
+        graph.edges.append((src, dst))
+    return graph
 
 
 @pytest.mark.parametrize(
     ("case", "message"),
     [
-        ("unknown node", "node 'leaky' is a LI, which the Lava harness does not support"),
+        ("unknown node", "node 'late' is a Delay, which the Lava harness does not support"),
         ("wrong weight shape", "node 'fc' (Affine): weight of shape (4, 7) cannot take"),
-        ("per-neuron tau", "node 'lif' (LIF): tau varies across neurons"),
         ("dt beyond tau", "node 'lif' (LIF): dt = 0.001 s exceeds tau"),
-        ("output not spiking", "Output 'output' must be fed by one spiking layer"),
+        ("output not a neuron", "Output 'output' must be fed by one neuron node"),
         ("nan weight", "node 'fc' (Affine) has NaN or infinite weights"),
         ("inf bias", "node 'fc' (Affine) has NaN or infinite weights"),
+        ("cycle of two populations", "has a cycle through the neuron nodes a, b; only a"),
+        ("algebraic loop", "has a cycle through w, w2 that passes no neuron node"),
+        ("recurrent explicit CubaLIF", "node 'cuba' (CubaLIF) is recurrent, and under --scheme"),
+        ("readout feeding a layer", "node 'li' (LI) is a readout: its voltage can only be"),
     ],
 )
 def test_bad_graphs_are_one_line_errors(case, message, run_simulate, tmp_path, currents):
