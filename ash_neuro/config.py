@@ -279,8 +279,9 @@ class TrainConfig:
     # parts whose weights stay as loaded: "text", "visual" (the whole encoder), or "text:N",
     # "visual:N" (its embeddings and lower N layers); `models.backbones.freeze`
     freeze: list[str] = field(default_factory=list)
-    # learning-rate multiplier of the pretrained backbones (`model.*.pretrained`)
-    pretrained_lr_scale: float = 1.0
+    # learning-rate multiplier of the pretrained backbones (`model.*.pretrained`): lower than
+    # the new parts' by default, as is usual when fine-tuning pretrained encoders
+    pretrained_lr_scale: float = 0.1
 
     def __post_init__(self) -> None:
         for part in self.freeze:

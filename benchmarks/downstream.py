@@ -14,7 +14,8 @@ the same budget on a reduced world (`TEXT_INIT_WORLD`, `--pretrain-steps` steps)
 scratch BERT and with `model.text.pretrained=NAME` (e.g. minilm, the packaged all-MiniLM-L6-v2;
 its parameters at `train.pretrained_lr_scale` 0.1 of the learning rate), then both are
 fine-tuned on the tasks (default retrieval and VQA) with the same steps; the table's columns are
-the two text encoders.
+the two text encoders. `--seeds 0,1,2` repeats it per `train.seed` (under OUT/seed<N>) and ends
+with the mean ± std over the seeds.
 
 `--lava` adds, for retrieval and VQA, the hybrid fine-tuned encoder exported to NIR and run in
 Lava's floating_pt simulator (`ash_neuro.deploy`) on the first `--lava-limit` test images (and
@@ -25,13 +26,14 @@ images (retrieval ranks by ITC there, without ITM re-ranking); kept in lava.json
         [--ann-init runs/bench_pretrain/ann_only/ckpt.pt] [--steps 300] [--tasks vqa,ve]
         [--out runs/bench_downstream] [--lava [--lava-limit 50]] [key=value ...]
     .venv/bin/python benchmarks/downstream.py --text-init minilm [--pretrain-steps 100]
-        [--steps 30] [--out runs/bench_text_init]
+        [--steps 30] [--seeds 0,1,2] [--out runs/bench_text_init] [key=value ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -146,6 +148,73 @@ def pretrain_text_inits(
     return inits
 
 
+def run_tasks(
+    inits: dict[str, Path], tasks: list[str], steps: dict[str, int], out: Path, overrides: list[str]
+) -> dict[str, dict[str, dict]]:
+    """Fine-tune and evaluate each init on each task under `out` (finished runs are reused);
+    {task: {init name: result}}, kept in out/results.json."""
+    saved = out / "results.json"
+    # runs of other tasks from earlier invocations stay in the table
+    results: dict[str, dict[str, dict]] = json.loads(saved.read_text()) if saved.exists() else {}
+    for task in tasks:
+        for name, init in inits.items():
+            if finished(results, task, name, steps[task], out / name / task, Path(init)):
+                print(f"== {task}: {name}, {steps[task]} steps: reusing {out / name / task}")
+                continue
+            print(f"== {task}: {name} from {init}, {steps[task]} steps")
+            run = run_task(init, task, steps[task], out / name / task, overrides)
+            results.setdefault(task, {})[name] = run
+            saved.write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def compare_text_inits(
+    args: argparse.Namespace,
+    tasks: list[str],
+    steps: dict[str, int],
+    out: Path,
+    overrides: list[str],
+) -> None:
+    """--text-init: per seed (out/seed<N>, train.seed=N), pre-train both text encoders and
+    fine-tune them on `tasks`; each seed's tables, then the mean and spread over the seeds."""
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    per_seed = []
+    for seed in seeds:
+        print(f"==== seed {seed}")
+        seed_out = out / f"seed{seed}"
+        given = [*overrides, f"train.seed={seed}"]
+        inits = pretrain_text_inits(args.text_init, args.pretrain_steps, seed_out, given)
+        results = run_tasks(inits, tasks, steps, seed_out, [*given, *TEXT_INIT_FINETUNE])
+        print_tables({t: results[t] for t in tasks}, inits)
+        per_seed.append(results)
+    print_seed_summary(per_seed, tasks, ("scratch", args.text_init), seeds)
+
+
+def std(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def print_seed_summary(
+    per_seed: list[dict], tasks: list[str], models: tuple[str, ...], seeds: list[int]
+) -> None:
+    """Mean ± std (sample std, as benchmarks/methods.py; 0 for one seed) of each metric over the
+    seeds, and the difference of the second column from the first, flagged when it is inside
+    the larger spread."""
+    print()
+    print(f"mean ± std over {len(seeds)} seed(s) {seeds}:")
+    print(f"| task | metric | {' | '.join(models)} | difference |")
+    print("|" + " --- |" * (3 + len(models)))
+    for task in tasks:
+        for key in ROWS[task]:
+            values = {m: [r[task][m]["metrics"][key] for r in per_seed] for m in models}
+            cells = [f"{statistics.fmean(v):.1f} ± {std(v):.1f}" for v in values.values()]
+            diff = [b - a for a, b in zip(values[models[0]], values[models[1]], strict=True)]
+            spread = max(std(v) for v in values.values())
+            mean = statistics.fmean(diff)
+            note = "" if len(seeds) > 1 and abs(mean) > spread else " (within the spread or 1 seed)"
+            print(f"| {task} | {key} | {' | '.join(cells)} | {mean:+.1f}{note} |")
+
+
 def run_lava(run_dir: Path, task: str, limit: int, device: str) -> dict:
     """Export the encoder of the fine-tuned hybrid checkpoint in `run_dir` and deploy `task` on
     the first `limit` test images in Lava (floating_pt) beside Norse; the deploy report goes
@@ -247,6 +316,9 @@ def main() -> None:
     parser.add_argument(
         "--pretrain-steps", type=int, default=100, help="--text-init: pre-training steps"
     )
+    parser.add_argument(
+        "--seeds", default="0", help="--text-init: comma-separated train.seed values (0,1,2)"
+    )
     parser.add_argument("--out", default="runs/bench_downstream")
     parser.add_argument(
         "--lava", action="store_true", help="also run retrieval and VQA's encoder in Lava"
@@ -268,26 +340,14 @@ def main() -> None:
     out = Path(args.out)
     overrides = list(args.overrides)
     if args.text_init:
-        inits = pretrain_text_inits(args.text_init, args.pretrain_steps, out, overrides)
-        overrides += TEXT_INIT_FINETUNE
-    else:
-        inits = {"hybrid": Path(args.init)}
-        if args.ann_init and Path(args.ann_init).is_file():
-            inits["ann_only"] = Path(args.ann_init)
-        elif args.ann_init:
-            print(f"no ANN-only checkpoint at {args.ann_init}: that column stays empty")
-    saved = out / "results.json"
-    # runs of other tasks from earlier invocations stay in the table
-    results: dict[str, dict[str, dict]] = json.loads(saved.read_text()) if saved.exists() else {}
-    for task in tasks:
-        for name, init in inits.items():
-            if finished(results, task, name, steps[task], out / name / task, Path(init)):
-                print(f"== {task}: {name}, {steps[task]} steps: reusing {out / name / task}")
-                continue
-            print(f"== {task}: {name} from {init}, {steps[task]} steps")
-            run = run_task(init, task, steps[task], out / name / task, overrides)
-            results.setdefault(task, {})[name] = run
-            saved.write_text(json.dumps(results, indent=2) + "\n")
+        compare_text_inits(args, tasks, steps, out, overrides)
+        return
+    inits = {"hybrid": Path(args.init)}
+    if args.ann_init and Path(args.ann_init).is_file():
+        inits["ann_only"] = Path(args.ann_init)
+    elif args.ann_init:
+        print(f"no ANN-only checkpoint at {args.ann_init}: that column stays empty")
+    results = run_tasks(inits, tasks, steps, out, overrides)
     lava_saved = out / "lava.json"
     lava: dict[str, dict] = json.loads(lava_saved.read_text()) if lava_saved.exists() else {}
     deployed = [t for t in tasks if t in LAVA_TASKS] if args.lava else []
