@@ -211,7 +211,9 @@ def print_seed_summary(
             diff = [b - a for a, b in zip(values[models[0]], values[models[1]], strict=True)]
             spread = max(std(v) for v in values.values())
             mean = statistics.fmean(diff)
-            note = "" if len(seeds) > 1 and abs(mean) > spread else " (within the spread or 1 seed)"
+            note = (
+                " (1 seed)" if len(seeds) == 1 else " (inside the spread)" * (abs(mean) <= spread)
+            )
             print(f"| {task} | {key} | {' | '.join(cells)} | {mean:+.1f}{note} |")
 
 
