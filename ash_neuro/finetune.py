@@ -2,11 +2,14 @@
 
 The backbone, its config (`model` and `world` sections) and its tokenizer come from `--init` (a
 pre-training checkpoint, or a fine-tuned one whose head is dropped), which describes itself; the
-task's head (`ash_neuro.tasks`) starts from scratch. `--config` (default
-`configs/finetune.yaml`) and the overrides set the training, the task and the data (`data:`,
-the world by default, where `--init` was trained). The loop, resuming, logging and checkpoints
-are pre-training's (`ash_neuro.loop.fit`); validation after each epoch reports the task's
-metrics. Evaluate the result with `python -m ash_neuro.evaluate OUT/ckpt.pt --split test`.
+task's head (`ash_neuro.tasks`) starts from scratch; pretrained backbones are rebuilt from
+`--init`'s records (their files need not be on disk). `finetune.tokenizer` moves a scratch BERT
+to a tokenizer fitted to the fine-tuning data (`python -m ash_neuro.data.tokenizer`).
+`--config` (default `configs/finetune.yaml`) and the overrides set the training, the task and
+the data (`data:`, the world by default, where `--init` was trained). The loop, resuming,
+logging and checkpoints are pre-training's (`ash_neuro.loop.fit`); validation after each epoch
+reports the task's metrics. Evaluate the result with
+`python -m ash_neuro.evaluate OUT/ckpt.pt --split test`.
 """
 
 from __future__ import annotations
@@ -19,15 +22,19 @@ from pathlib import Path
 from ash_neuro.config import Config, load_config, parse_overrides
 from ash_neuro.data.datasets import Collator
 from ash_neuro.data.sources import check_world, configured_source, data_identity, locate_data
+from ash_neuro.data.tokenizer import load_tokenizer
 from ash_neuro.errors import CheckpointError, ConfigError, cli_entry
 from ash_neuro.loop import add_run_arguments, fit, resolve_resume, run_overrides, run_session
+from ash_neuro.models.backbones import freeze, pretrained_lr_scales
 from ash_neuro.models.factory import (
+    BACKBONE,
     FINETUNE,
     build_task_model,
     check_components,
     describe_checkpoint,
     load_model,
 )
+from ash_neuro.models.vocabulary import move_vocabulary
 from ash_neuro.registry import TASKS
 from ash_neuro.runtime import is_main_process
 from ash_neuro.tasks.base import TaskObjective
@@ -57,6 +64,21 @@ def init_record(init: Path, loaded) -> dict:
     return {"path": str(Path(init).resolve()), "step": int(loaded.state["progress"]["step"])}
 
 
+def run_vocabulary(cfg: Config, loaded) -> tuple[object, dict]:
+    """(the run's tokenizer, the backbone's weights for it): `--init`'s, or with
+    `finetune.tokenizer` that file's, the scratch BERT's vocabulary rows moved to it."""
+    weights = loaded.backbone.state_dict()
+    if not cfg.finetune.tokenizer:
+        return loaded.tokenizer, weights
+    if cfg.model.text.pretrained:
+        raise ConfigError(
+            f"finetune.tokenizer replaces the scratch BERT's vocabulary; the pretrained "
+            f"{cfg.model.text.pretrained} keeps its own tokenizer"
+        )
+    tokenizer = load_tokenizer(cfg.finetune.tokenizer)
+    return tokenizer, move_vocabulary(weights, loaded.tokenizer, tokenizer)
+
+
 def finetune(cfg: Config, out: Path, init: Path, resume: bool = False, loaded=None) -> dict:
     """Fine-tune `init`'s backbone on `cfg.finetune.task`, checkpointing into `out`; returns
     the final validation metrics. `loaded`: `init` already read by `load_model`."""
@@ -72,12 +94,15 @@ def finetune(cfg: Config, out: Path, init: Path, resume: bool = False, loaded=No
                 f"{out / 'ckpt.pt'} was fine-tuned from another --init ({state['init']['path']} "
                 f"at step {state['init']['step']}); resume with that one or choose another --out"
             )
-        tokenizer = loaded.tokenizer
+        tokenizer, weights = run_vocabulary(cfg, loaded)
         dataset = task.dataset(configured_source(cfg, "train"), "train", tokenizer)
         answers = task.answers(dataset)
-        model = build_task_model(cfg, len(tokenizer), tokenizer.pad_token_id, answers)
+        model = build_task_model(
+            cfg, len(tokenizer), tokenizer.pad_token_id, answers, loaded.backbones
+        )
         if state is None:
-            model.backbone.load_state_dict(loaded.backbone.state_dict())
+            model.backbone.load_state_dict(weights)
+        freeze(model.backbone, cfg.train.freeze)
         model.to(device)
         return fit(
             name=f"finetune {task.name}",
@@ -101,11 +126,20 @@ def finetune(cfg: Config, out: Path, init: Path, resume: bool = False, loaded=No
             headline=task.headline,
             description={
                 **describe_checkpoint(
-                    FINETUNE, cfg, tokenizer, data_identity(cfg), task.name, answers
+                    FINETUNE,
+                    cfg,
+                    tokenizer,
+                    data_identity(cfg),
+                    task.name,
+                    answers,
+                    loaded.backbones,
                 ),
                 "init": init_record(init, loaded),
             },
-            lr_scales={"head.": cfg.finetune.head_lr_scale},
+            lr_scales={
+                "head.": cfg.finetune.head_lr_scale,
+                **pretrained_lr_scales(cfg, BACKBONE),
+            },
         )
 
 

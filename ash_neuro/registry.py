@@ -80,7 +80,11 @@ class Registry(Generic[T]):
 VISUAL_ENCODERS: Registry = Registry(
     "visual encoder",
     "model.visual.kind",
-    ("ash_neuro.models.visual_concrete_encoder", "ash_neuro.models.panoptic_instance_encoder"),
+    (
+        "ash_neuro.models.visual_concrete_encoder",
+        "ash_neuro.models.panoptic_instance_encoder",
+        "ash_neuro.models.pretrained_visual",
+    ),
 )
 SPIKING_ENCODERS: Registry = Registry(
     "spiking encoder", "model.spiking.kind", ("ash_neuro.models.semantic_abstract_encoder",)
@@ -98,7 +102,9 @@ ADAPTERS: Registry = Registry(
     "adapter", "model.adapter.kind", ("ash_neuro.models.adapter", "ash_neuro.models.ratio_adapter")
 )
 FUSION_ENCODERS: Registry = Registry(
-    "fusion encoder", "model.fusion.kind", ("ash_neuro.models.fusion_encoder",)
+    "fusion encoder",
+    "model.fusion.kind",
+    ("ash_neuro.models.fusion_encoder", "ash_neuro.models.albef_fusion"),
 )
 LOSSES: Registry = Registry(
     "loss",

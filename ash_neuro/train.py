@@ -18,10 +18,15 @@ import torch
 from ash_neuro.config import Config, load_config
 from ash_neuro.data.datasets import CaptionDataset, Collator, retrieval_split
 from ash_neuro.data.sources import check_world, configured_source, data_identity
-from ash_neuro.data.tokenizer import load_world_tokenizer
 from ash_neuro.errors import cli_entry
 from ash_neuro.loop import add_run_arguments, fit, resolve_resume, run_overrides, run_session
 from ash_neuro.models.ash_net import ASHNet
+from ash_neuro.models.backbones import (
+    freeze,
+    pretrained_lr_scales,
+    resolve_backbones,
+    run_tokenizer,
+)
 from ash_neuro.models.factory import (
     PRETRAIN,
     build_model,
@@ -49,14 +54,16 @@ def evaluate(
 
 def train(cfg: Config, out: Path, resume: bool = False) -> dict:
     """Pre-train per `cfg` on the world, checkpointing into `out`; returns the final
-    validation metrics."""
+    validation metrics. Pretrained backbones (`model.*.pretrained`) set the dimensions they
+    imply and the tokenizer (the text backbone's own)."""
+    cfg = resolve_backbones(cfg)
     check_components(cfg)
     check_world(cfg)
     data = data_identity(cfg)
     with run_session(cfg, out) as (device, dist):
         state = resolve_resume(out, resume, cfg, PRETRAIN, data)
         source = configured_source(cfg, "train")
-        tokenizer = load_world_tokenizer(cfg.world.path)
+        tokenizer = run_tokenizer(cfg)
         dataset = CaptionDataset(
             source,
             "train",
@@ -66,6 +73,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> dict:
             with_panoptic=reads_instance_maps(cfg, source),
         )
         model = build_model(cfg, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+        freeze(model, cfg.train.freeze)
         model.to(device)
         return fit(
             name="pretrain",
@@ -80,7 +88,10 @@ def train(cfg: Config, out: Path, resume: bool = False) -> dict:
             state=state,
             validate=lambda: evaluate(model, cfg, tokenizer, device, "val"),
             headline=Retrieval.headline,
-            description=describe_checkpoint(PRETRAIN, cfg, tokenizer, data),
+            description=describe_checkpoint(
+                PRETRAIN, cfg, tokenizer, data, backbones=model.backbone_records
+            ),
+            lr_scales=pretrained_lr_scales(cfg),
         )
 
 

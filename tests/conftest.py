@@ -84,7 +84,8 @@ def save_model_checkpoint(
     else:
         data = DataIdentity("world", str(path.parent / "absent-world.h5"), "0" * 16)
     kind = FINETUNE if task else PRETRAIN
-    description = describe_checkpoint(kind, cfg, tokenizer, data, task, answers)
+    backbones = getattr(getattr(model, "backbone", model), "backbone_records", {})
+    description = describe_checkpoint(kind, cfg, tokenizer, data, task, answers, backbones)
     return save_checkpoint({**description, "model": model.state_dict()}, path)
 
 

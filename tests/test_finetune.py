@@ -17,6 +17,7 @@ from ash_neuro.checkpoint import load_checkpoint
 from ash_neuro.config import load_config
 from ash_neuro.data.datasets import Collator, EntailmentDataset, VQADataset, retrieval_split
 from ash_neuro.data.sources import configured_source
+from ash_neuro.data.tokenizer import load_tokenizer
 from ash_neuro.data.world_file import WorldSource
 from ash_neuro.errors import CheckpointError, ConfigError
 from ash_neuro.evaluate import evaluate_checkpoint, markdown
@@ -312,3 +313,37 @@ def test_resume_from_another_init_is_refused(tiny_world, pretrained, tmp_path):
     shutil.copy(pretrained, other)  # the same weights, found elsewhere: another --init
     with pytest.raises(CheckpointError, match=r"was fine-tuned from another --init \(.*pretrained"):
         finetune_module.finetune(cfg, tmp_path / "run", other, resume=True)
+
+
+def test_a_tokenizer_fitted_to_the_data_is_carried_and_keeps_the_shared_rows(
+    tiny_world, pretrained, tmp_path
+):
+    """`finetune.tokenizer`: the run tokenizes with that file, the checkpoint carries it, and
+    (at lr 0) a token both vocabularies hold keeps --init's embedding row."""
+    from ash_neuro.data.tokenizer import save_tokenizer, train_tokenizer
+
+    fitted = tmp_path / "data.tokenizer.json"
+    texts = ["is there a giraffe left of the red cube?", "how many giraffes are there?"]
+    save_tokenizer(train_tokenizer(texts, 90), fitted)
+    cfg = finetune_config(
+        tiny_world,
+        pretrained,
+        "vqa",
+        f"finetune.tokenizer={fitted}",
+        "train.max_steps=1",
+        "train.lr=0.0",
+    )
+    finetune_module.finetune(cfg, tmp_path / "vqa", pretrained)
+    tuned = load_model(tmp_path / "vqa" / "ckpt.pt")
+    assert tuned.tokenizer.tokenize("a giraffe") == ["a", "giraffe"]
+    assert tuned.tokenizer.get_vocab() == load_tokenizer(fitted).get_vocab()
+    init = load_model(pretrained)
+    assert len(init.tokenizer.tokenize("giraffe")) > 1  # the world never says it
+    old_rows = init.backbone.text_encoder.model.embeddings.word_embeddings.weight
+    new_rows = tuned.backbone.text_encoder.model.embeddings.word_embeddings.weight
+    assert new_rows.shape[0] == len(tuned.tokenizer)
+    old_vocab, new_vocab = init.tokenizer.get_vocab(), tuned.tokenizer.get_vocab()
+    shared = set(old_vocab) & set(new_vocab)
+    assert {"red", "left", "[CLS]", "[MASK]"} <= shared
+    for token in shared:
+        assert torch.equal(new_rows[new_vocab[token]], old_rows[old_vocab[token]]), token

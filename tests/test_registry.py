@@ -27,13 +27,13 @@ from ash_neuro.registry import (
 from tests.models.conftest import TINY
 
 BUILT_IN = {
-    VISUAL_ENCODERS: ("vit", "panoptic_instances"),
+    VISUAL_ENCODERS: ("vit", "panoptic_instances", "pretrained"),
     SPIKING_ENCODERS: ("lif_stack", "none"),
     SPIKE_CODINGS: ("current", "poisson"),
-    TEXT_ENCODERS: ("bert", "minilm"),
+    TEXT_ENCODERS: ("bert",),
     GRAPH_ENCODERS: ("none", "gat"),
     ADAPTERS: ("concat", "ratio"),
-    FUSION_ENCODERS: ("cross_attention",),
+    FUSION_ENCODERS: ("cross_attention", "albef"),
     LOSSES: ("itc", "itm", "mlm", "spike_contrastive", "stua", "stl", "spike_rate"),
     TASKS: ("retrieval", "vqa", "ve", "nlvr", "grounding"),
 }
@@ -64,7 +64,8 @@ def test_unknown_kind_is_one_line_listing_the_registered_names():
         (
             "visual",
             {"kind": "cnn"},
-            "model.visual.kind: unknown visual encoder 'cnn'; registered: panoptic_instances, vit",
+            "model.visual.kind: unknown visual encoder 'cnn'; registered: panoptic_instances, "
+            "pretrained, vit",
         ),
         (
             "spiking",

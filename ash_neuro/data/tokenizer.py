@@ -172,3 +172,9 @@ def tokenizer_from_record(record: dict) -> PreTrainedTokenizerFast:
     except Exception as exc:  # tokenizers raises a bare Exception on malformed JSON
         raise AshError(f"the stored tokenizer is not readable ({exc})") from None
     return _fast_tokenizer(tokenizer, special, max_length)
+
+
+if __name__ == "__main__":  # fitting to a data set's text lives in its own module
+    from ash_neuro.data.fit_tokenizer import main
+
+    main()

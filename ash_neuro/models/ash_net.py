@@ -15,14 +15,22 @@ The ITC image embedding is the projection of the mean of the joined tokens, so t
 tokens shape it (the [CLS] position alone would not see them: the adapter's norm is per
 token). With `model.spiking.kind: none` the same network runs without the spiking encoder (the
 ANN-only baseline): `spiking` is None and there is no spiking parameter at all.
+
+Pretrained backbones (`model.text.pretrained`, `model.visual.pretrained`) are read from their
+files, or rebuilt from a checkpoint's `backbones` records without them
+(`ash_neuro.models.backbones`); a fusion encoder that `takes_text_layers` (ALBEF's split) is
+built from the text encoder, whose upper layers it takes.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ash_neuro.config import ModelConfig
+from ash_neuro.models.backbones import build_text_encoder, build_visual_encoder
 from ash_neuro.models.heads import ContrastiveHead, MaskedLMHead, MatchingHead
 from ash_neuro.models.outputs import (
     SpikeTrains,
@@ -31,14 +39,8 @@ from ash_neuro.models.outputs import (
     VisualOutput,
     token_mean,
 )
-from ash_neuro.models.text_encoder import TextEncoder
-from ash_neuro.registry import (
-    ADAPTERS,
-    FUSION_ENCODERS,
-    GRAPH_ENCODERS,
-    SPIKING_ENCODERS,
-    VISUAL_ENCODERS,
-)
+from ash_neuro.models.pretrained_text import copy_mlm_head
+from ash_neuro.registry import ADAPTERS, FUSION_ENCODERS, GRAPH_ENCODERS, SPIKING_ENCODERS
 
 # What a network can produce for the losses (`Loss.needs`): every network the first set, a
 # network with a spiking encoder the second too.
@@ -56,21 +58,42 @@ class ASHNet(nn.Module):
         pad_token_id: int = 0,
         image_size: int = 64,
         temperature: float = 0.07,
+        backbones: Mapping[str, dict] | None = None,
     ) -> None:
         super().__init__()
         self.cfg = cfg
-        vdim = cfg.visual.dim
-        self.visual_concrete_encoder = VISUAL_ENCODERS.get(cfg.visual.kind)(cfg.visual, image_size)
+        records = dict(backbones or {})
+        self.visual_concrete_encoder = build_visual_encoder(
+            cfg.visual, image_size, records.get("visual")
+        )
+        vdim = self.visual_concrete_encoder.dim
         self.semantic_abstract_encoder = SPIKING_ENCODERS.get(cfg.spiking.kind)(cfg.spiking, vdim)
         self.graph_encoder = GRAPH_ENCODERS.get(cfg.graph.kind)(cfg.graph, vdim)
         spike_dim = None if self.semantic_abstract_encoder is None else cfg.spiking.out_dim
         self.adapter = ADAPTERS.get(cfg.adapter.kind)(cfg.adapter, vdim, spike_dim)
-        self.text_encoder = TextEncoder.build(cfg.text, vocab_size, pad_token_id)
+        self.text_encoder, text_record, mlm_weights = build_text_encoder(
+            cfg.text, vocab_size, pad_token_id, records.get("text")
+        )
         width = self.text_encoder.width
-        self.fusion_encoder = FUSION_ENCODERS.get(cfg.fusion.kind)(cfg.fusion, width, vdim)
+        fusion = FUSION_ENCODERS.get(cfg.fusion.kind)
+        if getattr(fusion, "takes_text_layers", False):
+            self.fusion_encoder = fusion(cfg.fusion, width, vdim, self.text_encoder)
+        else:
+            self.fusion_encoder = fusion(cfg.fusion, width, vdim)
         self.itc = ContrastiveHead(vdim, width, cfg.embed_dim, temperature)
         self.itm = MatchingHead(width)
         self.mlm = MaskedLMHead(width, vocab_size)
+        if text_record is not None:  # a pretrained text backbone: its LayerNorm's epsilon
+            self.mlm.transform[2].eps = self.text_encoder.model.config.layer_norm_eps
+        if mlm_weights is not None:  # and its own MLM head, where its weights have one
+            copy_mlm_head(self.mlm, mlm_weights)
+        # what rebuilds the pretrained parts without their files (a checkpoint's `backbones`)
+        visual_record = getattr(self.visual_concrete_encoder, "record", None)
+        self.backbone_records: dict[str, dict] = {
+            part: record
+            for part, record in (("text", text_record), ("visual", visual_record))
+            if record is not None
+        }
         # STUA's projection of the pooled spike rates into the text embedding space
         self.spike_embed_proj = None if spike_dim is None else nn.Linear(spike_dim, cfg.embed_dim)
 

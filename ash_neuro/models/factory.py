@@ -3,8 +3,10 @@ checkpoint becomes it again (`load_model`), the one way back that every command 
 
 A checkpoint describes itself (`describe_checkpoint`, saved beside the weights by the training
 loop): the full resolved config, the tokenizer (serialised), the vocabulary size and pad id, the
-task and its answer vocabulary, and the identity of the data it was trained on. `load_model`
-rebuilds the network from that alone, from any directory, with no data file on disk.
+task and its answer vocabulary, the identity of the data it was trained on and, for pretrained
+backbones, their records (name, source, architecture: `ash_neuro.models.backbones`). `load_model`
+rebuilds the network from that alone, from any directory, with no data file and no backbone
+file on disk.
 """
 
 from __future__ import annotations
@@ -65,24 +67,35 @@ def reads_instance_maps(cfg: Config, source: Source | None = None) -> bool:
     return reads and (source is None or has_panoptic(source))
 
 
-def build_model(cfg: Config, vocab_size: int, pad_token_id: int = 0) -> ASHNet:
+def build_model(
+    cfg: Config,
+    vocab_size: int,
+    pad_token_id: int = 0,
+    backbones: Mapping[str, dict] | None = None,
+) -> ASHNet:
     """The network described by `cfg.model`, for `cfg.world.image_size` images and a tokenizer
-    of `vocab_size` tokens; the ITC temperature starts at `cfg.loss.temperature`."""
+    of `vocab_size` tokens; the ITC temperature starts at `cfg.loss.temperature`. Pretrained
+    backbones are read from their files, or rebuilt from `backbones` (a checkpoint's records)."""
     return ASHNet(
         cfg.model,
         vocab_size=vocab_size,
         pad_token_id=pad_token_id,
         image_size=cfg.world.image_size,
         temperature=cfg.loss.temperature,
+        backbones=backbones,
     )
 
 
 def build_task_model(
-    cfg: Config, vocab_size: int, pad_token_id: int = 0, answers: Sequence[str] = ()
+    cfg: Config,
+    vocab_size: int,
+    pad_token_id: int = 0,
+    answers: Sequence[str] = (),
+    backbones: Mapping[str, dict] | None = None,
 ) -> TaskModel:
     """`build_model`'s backbone with the head of `cfg.finetune.task` (VQA: over `answers`)."""
     task = TASKS.get(cfg.finetune.task)(cfg)
-    return TaskModel(build_model(cfg, vocab_size, pad_token_id), task, answers)
+    return TaskModel(build_model(cfg, vocab_size, pad_token_id, backbones), task, answers)
 
 
 def describe_checkpoint(
@@ -92,8 +105,10 @@ def describe_checkpoint(
     data: DataIdentity,
     task: str | None = None,
     answers: Sequence[str] = (),
+    backbones: Mapping[str, dict] | None = None,
 ) -> dict:
-    """What a checkpoint carries beside its weights so that it rebuilds its model alone."""
+    """What a checkpoint carries beside its weights so that it rebuilds its model alone
+    (`backbones`: `ASHNet.backbone_records`, the pretrained parts' records)."""
     return {
         "kind": kind,
         "config": config_to_dict(cfg),
@@ -104,6 +119,7 @@ def describe_checkpoint(
         },
         "task": {"name": task, "answers": list(answers)} if task else {},
         "data": data.to_dict(),
+        "backbones": dict(backbones or {}),
     }
 
 
@@ -121,6 +137,11 @@ class LoadedModel:
     data: DataIdentity
     own_task: str | None  # the task a fine-tuning checkpoint was trained for
     state: dict  # the checkpoint as read (weights, progress, metrics, ...)
+
+    @property
+    def backbones(self) -> dict[str, dict]:
+        """The pretrained backbones' records (none for scratch encoders or older checkpoints)."""
+        return dict(self.state.get("backbones", {}))
 
     @property
     def backbone(self) -> ASHNet:
@@ -175,7 +196,9 @@ def load_model(
     text = state["text"]
     tokenizer = tokenizer_from_record(text["tokenizer"])
     answers = state["task"].get("answers", ()) if task == own else ()
-    model = build_task_model(cfg, text["vocab_size"], text["pad_token_id"], answers)
+    model = build_task_model(
+        cfg, text["vocab_size"], text["pad_token_id"], answers, state.get("backbones", {})
+    )
     if parts is None and task == own:
         _load_weights(model, state["model"], None, path)
     else:

@@ -58,7 +58,10 @@ class EncoderContract:
     tokens (`input_encoding`, `input_gain`); that stays in PyTorch. Every row starts from
     rest (`v = v_leak`) at step 0. Within a step a spike reaches the next layer in the same step
     (no synaptic delay); a simulator that pipelines layers (Lava's processes do, one step per
-    layer) delivers the same spikes `len(layer_sizes) - 1` steps later.
+    layer) delivers the same spikes `len(layer_sizes) - 1` steps later. `visual_encoder`
+    describes the encoder whose tokens the currents are made of (a pretrained backbone's name,
+    input size, normalisation and token layout; `in_dim` is its token width), for a consumer
+    that computes the currents itself ("" in contracts written before it was recorded).
     """
 
     time_steps: int
@@ -72,6 +75,7 @@ class EncoderContract:
     encoding: str
     input_node: str = "input"
     output_node: str = "output"
+    visual_encoder: str = ""
     semantics: str = SEMANTICS
     schema: str = CONTRACT_SCHEMA
     version: int = CONTRACT_VERSION
@@ -105,6 +109,8 @@ class EncoderContract:
         for name in ("encoding", "semantics", "input_node", "output_node"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 problems.append(f"{name} must be a non-empty string")
+        if not isinstance(self.visual_encoder, str):
+            problems.append("visual_encoder must be a string")
         if problems:
             raise NIRExportError("invalid encoder contract: " + "; ".join(problems))
 

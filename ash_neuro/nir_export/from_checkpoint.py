@@ -46,6 +46,7 @@ def export_checkpoint(
         input_encoding=encoder.encoding,
         input_gain=float(encoder.input_gain),
         encoding=ENCODING_DESCRIPTIONS[encoder.encoding],
+        visual_encoder=describe_visual(loaded.cfg.model.visual.kind, visual),
     )
     size = visual.image_size
     world = loaded.data.location if loaded.data.kind == "world" else None
@@ -66,6 +67,17 @@ def export_checkpoint(
         currents,
         run_original=lambda x: encoder.run(x)[0],
         samples=described,
+    )
+
+
+def describe_visual(kind: str, visual: Any) -> str:
+    """What the contract says of the visual encoder whose tokens feed the graph."""
+    describe = getattr(visual, "describe", None)
+    if describe is not None:  # a pretrained backbone names itself
+        return describe()
+    return (
+        f"model.visual.kind={kind}, trained with the checkpoint: {visual.n_tokens} tokens of "
+        f"width {visual.dim} per {visual.image_size}x{visual.image_size} image in [0, 1]"
     )
 
 

