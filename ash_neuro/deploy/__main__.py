@@ -14,6 +14,7 @@ from ash_neuro.deploy.encoder_runs import CHIP, CHUNK
 from ash_neuro.deploy.records import DeploymentRecord
 from ash_neuro.deploy.report import write_report
 from ash_neuro.deploy.run import deploy
+from ash_neuro.energy import LAYOUTS
 from ash_neuro.errors import cli_entry
 from hardware.runner import MODES
 
@@ -44,6 +45,14 @@ def main(argv: list[str] | None = None) -> DeploymentRecord:
         default=CHIP,
         help="energy profile: loihi2, loihi (ash_neuro/energy_profiles) or a profile .json",
     )
+    parser.add_argument(
+        "--layout",
+        default="token_parallel",
+        choices=LAYOUTS,
+        help="how the chip holds an image's token rows: all at once on one copy of the encoder "
+        "each (token_parallel, default: T steps per image) or one after another through one "
+        "copy (streaming: rows x T steps), on Lava's simulator and in the chip model",
+    )
     args = parser.parse_args(argv)
     modes = (args.mode,) if args.mode else MODES
     record, rasters = deploy(
@@ -56,6 +65,7 @@ def main(argv: list[str] | None = None) -> DeploymentRecord:
         args.device,
         args.chunk,
         chip=args.chip,
+        layout=args.layout,
     )
     folder = args.report or args.checkpoint.parent / "deploy"
     written = write_report(record, rasters, folder)

@@ -74,9 +74,18 @@ def test_deploy_reports_lava_beside_norse(lava, tiny_run, tmp_path, capsys):
         assert energy.snn_uj_per_image > 0 and energy.ann_uj_per_image > 0
         assert "not measured" in energy.estimate
         assert energy.chip.name == "loihi2" and "Loihi" in energy.chip.per_operation_basis
-        fit = energy.chip_fit  # lif1 + lif2 neurons; in x lif1 + lif1 x lif2 synapses
+        # token-parallel (default): one copy of lif1 + lif2 per token row, all at once
+        fit, rows = energy.chip_fit, record.rows_per_image
         widths = list(record.layer_sizes.values())
-        assert fit.neurons == sum(widths) and fit.fits_one_chip
+        assert fit.neurons == rows * sum(widths) and fit.fits_one_chip
+        assert energy.layout == "token_parallel" and energy.mapping.copies == rows
+        assert energy.steps_per_image == record.time_steps  # not rows x T
+        assert energy.latency_steps_per_image <= record.time_steps + len(widths)
+        assert (
+            0
+            < sum(e.active_updates for e in energy.layers)
+            <= sum(e.neuron_updates for e in energy.layers)
+        )
         assert "not chip time" in result.simulator.label
     quantisation = record.modes["fixed_pt"].quantisation
     assert "no current overflow" in quantisation.text()
