@@ -34,7 +34,7 @@ from hardware.runner import simulate_on_lava, write_inputs
 CHIP = "loihi2"  # the energy profile a run is priced on (ash_neuro/energy_profiles)
 ANN = "ann_45nm"  # the profile of the same layers as an ANN, 32-bit float
 INT8 = "ann_45nm_int8"  # and as 8-bit integers (the fair comparison for fixed_pt)
-CHUNK = 16  # images per Lava run (one build each): bounds memory, drives the progress bar
+CHUNK = 256  # images per Lava run (one build each): bounds memory, amortises the build
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,9 @@ def check_belongs(model: ASHNet, contract: EncoderContract, nir_path: Path) -> N
             "it again with `python export/to_nir.py ckpt.pt`"
         ) from None
     affine = [n for n in graph.nodes.values() if isinstance(n, nir.Affine | nir.Linear)]
-    for layer in (m for m in encoder.network if isinstance(m, torch.nn.Linear)):
+    linears = [m for m in encoder.network if isinstance(m, torch.nn.Linear)]
+    # with the first layer on the host, that layer is the checkpoint's, not the graph's
+    for layer in linears[1:] if contract.first_layer == "host" else linears:
         weight = layer.weight.detach().cpu().numpy()
         if not any(
             n.weight.shape == weight.shape and np.allclose(n.weight, weight, atol=1e-6)
@@ -232,6 +234,12 @@ def deploy(
     features, currents = encoder_currents(model, pixels, torch_device, seed, maps)
     rows = contract.tokens_per_image
     norse = run_norse(model, currents.to(torch_device))
+    # the graph's input: the currents, or the host's first Affine of them (`first_layer`)
+    graph_input = currents
+    if contract.first_layer == "host":
+        with torch.no_grad():
+            encoder = model.semantic_abstract_encoder
+            graph_input = encoder.first_layer_currents(currents.to(torch_device)).cpu()
     names = list(norse.layers)
     output = names[-1]
 
@@ -246,7 +254,7 @@ def deploy(
     rasters = {"norse": {n: s[:, :rows] for n, s in norse.layers.items()}}
     lava_modes = {}
     for mode in modes:
-        lava = run_lava(nir_path, currents, rows, names, mode, chunk, layout)
+        lava = run_lava(nir_path, graph_input, rows, names, mode, chunk, layout)
         lava_modes[mode] = LavaModeRecord(
             metrics={k: v for k, v in evaluate(lava.layers).items() if k != "n"},
             agreement=spike_agreement(lava.layers, norse.layers),
@@ -254,7 +262,9 @@ def deploy(
             pipeline_latency_steps=lava.latency,
             simulator=lava.simulator,
             quantisation=lava.quantisation,
-            energy=price_activity(lava, currents, contract, images, chip, layout),
+            energy=price_activity(
+                lava, currents, contract, images, chip, layout, graph_input.numpy()
+            ),
         )
         rasters[mode] = {n: s[:, :rows] for n, s in lava.layers.items()}
     record = DeploymentRecord(

@@ -128,6 +128,17 @@ class SemanticAbstractEncoder(nn.Module):
         first = self.network[0]
         return self._simulate([first(step) for step in currents.unbind(0)])
 
+    def first_layer_currents(self, currents: Tensor) -> Tensor:
+        """What the first Linear makes of currents `(T, rows, in_dim)`: `(T, rows, width)`, the
+        input of the first LIF layer (what the host sends when it runs that layer)."""
+        first = self.network[0]
+        return torch.stack([first(step) for step in currents.unbind(0)])
+
+    def run_from_first_layer(self, drive: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """`run` from the first Linear's outputs `(T, rows, width)` on (`first_layer_currents`),
+        as a graph whose first layer runs on the host computes."""
+        return self._simulate(list(drive.unbind(0)))
+
     def _simulate(self, drive: list[Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """`run` from the first Linear's outputs on, one `(rows, width)` tensor per step."""
         states: list[LIFBoxFeedForwardState | None] = [None] * len(self.network)

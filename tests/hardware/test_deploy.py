@@ -104,6 +104,27 @@ def test_deploy_reports_lava_beside_norse(lava, tiny_run, tmp_path, capsys):
     assert "written:" in capsys.readouterr().out
 
 
+def test_deploy_with_the_first_layer_on_the_host(lava, tiny_config, tmp_path):
+    """A graph exported with --first-layer host: the host computes the first Affine, Lava runs
+    the rest token-parallel; spikes equal Norse's, and the energy charges the host's MACs to
+    the host (INT8 on the Loihi-class figure) and one-to-one events to the chip."""
+    ckpt, _ = make_run(tmp_path, tiny_config)
+    graph = tmp_path / "host.nir"
+    export_checkpoint(ckpt, graph, samples=2, first_layer="host")
+    record, _ = deploy(ckpt, graph, limit=2, modes=("floating_pt",), device="cpu")
+    floating = record.modes["floating_pt"]
+    assert min(record.norse.firing_rates.values()) > 0  # not a vacuous comparison
+    assert floating.agreement.overall == 1.0 and floating.metrics == record.norse.metrics
+    energy, rows = floating.energy, record.rows_per_image
+    widths = list(record.layer_sizes.values())
+    in_dim = tiny_config.model.visual.dim
+    assert energy.host.macs == rows * in_dim * widths[0]  # once per token row
+    first = energy.layers[0]
+    assert first.synaptic_ops == first.messages  # one synapse per event, one-to-one
+    assert first.ann_macs == rows * in_dim * widths[0]  # the ANN-equivalent is unchanged
+    assert energy.host_uj_per_image == pytest.approx(energy.host.macs * 0.23e-6)
+
+
 def make_vqa_run(folder, cfg, seed=0):
     """An (untrained) checkpoint fine-tuned for VQA, as `ash_neuro.finetune` writes it, and the
     export of its encoder."""
