@@ -27,6 +27,7 @@ from ash_neuro.energy import (
     step_time_ns,
 )
 from ash_neuro.models.ash_net import ASHNet
+from ash_neuro.models.semantic_abstract_encoder import silent_and_saturated
 from ash_neuro.nir_export.contract import EncoderContract
 from hardware.quantisation_report import QuantisationReport
 from hardware.runner import simulate_on_lava, write_inputs
@@ -57,6 +58,14 @@ class EncoderRun:
     def firing_rates(self) -> dict[str, float]:
         """Spikes per neuron per step, by layer."""
         return {name: float(spikes.mean()) for name, spikes in self.layers.items()}
+
+    def neuron_shares(self) -> dict[str, tuple[float, float]]:
+        """Per layer, the shares of its neurons that never fired and that fired at every step,
+        over every row of the run (`silent_and_saturated`)."""
+        return {
+            name: silent_and_saturated(torch.as_tensor(spikes))
+            for name, spikes in self.layers.items()
+        }
 
 
 def run_norse(model: ASHNet, currents: Tensor) -> EncoderRun:

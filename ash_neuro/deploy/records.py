@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -54,17 +54,22 @@ class SpikeAgreement:
 @dataclass(frozen=True)
 class NorseRecord:
     """The encoder in Norse (PyTorch): the task's metrics (percent) with its spikes, each
-    layer's firing rate (spikes per neuron per step) and its wall time per image (seconds)."""
+    layer's firing rate (spikes per neuron per step), its wall time per image (seconds) and
+    each layer's (silent, saturated) shares of neurons (`neuron_shares`: never firing, firing
+    at every step, over every deployed token row; `silent_and_saturated`)."""
 
     metrics: Mapping[str, float]
     firing_rates: Mapping[str, float]
     seconds_per_image: float
+    neuron_shares: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", dict(self.metrics))
         object.__setattr__(self, "firing_rates", dict(self.firing_rates))
+        object.__setattr__(self, "neuron_shares", _shares(self.neuron_shares))
         problems = _require(_named("metric", self.metrics), _real, "a number")
         problems += _require(_named("firing rate", self.firing_rates), _fraction, "in [0, 1]")
+        problems += _share_problems(self.neuron_shares)
         seconds = {"seconds_per_image": self.seconds_per_image}
         _raise_if(problems + _require(seconds, _non_negative, "a finite number >= 0"))
 
@@ -73,6 +78,7 @@ class NorseRecord:
             "metrics": dict(self.metrics),
             "firing_rates": dict(self.firing_rates),
             "seconds_per_image": self.seconds_per_image,
+            "neuron_shares": _shares_dict(self.neuron_shares),
         }
 
 
@@ -317,8 +323,9 @@ ENERGY_FIGURES = (
 class LavaModeRecord:
     """The encoder on Lava in one mode: the task's metrics (percent) with Lava's spikes, their
     agreement with Norse's, firing rates, the pipeline latency the harness removed per layer
-    (steps), the simulator's time, the quantisation report (fixed_pt; None in floating_pt)
-    and the energy estimate of the run's activity."""
+    (steps), the simulator's time, the quantisation report (fixed_pt; None in floating_pt),
+    the energy estimate of the run's activity and each layer's (silent, saturated) shares of
+    neurons (as `NorseRecord`'s)."""
 
     metrics: Mapping[str, float]
     agreement: SpikeAgreement
@@ -327,11 +334,14 @@ class LavaModeRecord:
     simulator: SimulatorTiming
     quantisation: QuantisationReport | None
     energy: EnergyRecord
+    neuron_shares: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("metrics", "firing_rates", "pipeline_latency_steps"):
             object.__setattr__(self, name, dict(getattr(self, name)))
+        object.__setattr__(self, "neuron_shares", _shares(self.neuron_shares))
         problems = _require(_named("metric", self.metrics), _real, "a number")
+        problems += _share_problems(self.neuron_shares)
         problems += _require(_named("firing rate", self.firing_rates), _fraction, "in [0, 1]")
         latency = _named("pipeline latency of", self.pipeline_latency_steps)
         problems += _require(latency, _count(1), "a positive number of steps")
@@ -362,6 +372,7 @@ class LavaModeRecord:
             "simulator": self.simulator.to_dict(),
             "quantisation": None if self.quantisation is None else self.quantisation.text(),
             "energy": self.energy.to_dict(),
+            "neuron_shares": _shares_dict(self.neuron_shares),
         }
 
 
@@ -426,6 +437,23 @@ class DeploymentRecord:
             "norse": self.norse.to_dict(),
             "modes": {mode: result.to_dict() for mode, result in self.modes.items()},
         }
+
+
+def _shares(shares: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    return {name: tuple(pair) for name, pair in dict(shares).items()}
+
+
+def _shares_dict(shares: Mapping[str, tuple[float, float]]) -> dict[str, dict[str, float]]:
+    return {name: {"silent": a, "saturated": b} for name, (a, b) in shares.items()}
+
+
+def _share_problems(shares: Mapping[str, tuple[float, ...]]) -> list[str]:
+    values = {}
+    for name, pair in shares.items():
+        if len(pair) != 2:
+            return [f"neuron shares of {name} must be (silent, saturated), got {pair!r}"]
+        values |= {f"silent share of {name}": pair[0], f"saturated share of {name}": pair[1]}
+    return _require(values, _fraction, "in [0, 1]")
 
 
 def _raise_if(problems: list[str]) -> None:

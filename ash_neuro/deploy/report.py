@@ -91,6 +91,26 @@ def markdown(record: DeploymentRecord) -> str:
         lines.append(f"| {layer} | {rate:.4f} | " + " | ".join(cells) + " |")
     all_cells = " | ".join(f"{100 * modes[m].agreement.overall:.3f}% | | " for m in modes)
     lines.append(f"| all | | {all_cells} |")
+    shares = {"Norse": record.norse.neuron_shares}
+    shares |= {m: modes[m].neuron_shares for m in modes if modes[m].neuron_shares}
+    if record.norse.neuron_shares:
+        lines += [
+            "",
+            "Silent and saturated neurons: the share of each layer's neurons that never fired "
+            "on any deployed token row, and that fired at every step of every row (no "
+            "information either way, energy all the same).",
+            "",
+            "| layer | "
+            + " | ".join(f"{side} silent | {side} saturated" for side in shares)
+            + " |",
+            "| --- |" + " --- | --- |" * len(shares),
+        ]
+        for layer in record.norse.neuron_shares:
+            cells = [
+                f"{100 * shares[side][layer][0]:.1f}% | {100 * shares[side][layer][1]:.1f}%"
+                for side in shares
+            ]
+            lines.append(f"| {layer} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "Lava delivers each Dense hop one step late; the harness removes that pipeline latency "

@@ -262,6 +262,7 @@ def deploy(
             pipeline_latency_steps=lava.latency,
             simulator=lava.simulator,
             quantisation=lava.quantisation,
+            neuron_shares=lava.neuron_shares(),
             energy=price_activity(
                 lava, currents, contract, images, chip, layout, graph_input.numpy()
             ),
@@ -279,7 +280,9 @@ def deploy(
         time_steps=contract.time_steps,
         dt=contract.dt,
         layer_sizes=dict(zip(names, contract.layer_sizes)),
-        norse=NorseRecord(norse_metrics, norse.firing_rates(), norse.seconds / images),
+        norse=NorseRecord(
+            norse_metrics, norse.firing_rates(), norse.seconds / images, norse.neuron_shares()
+        ),
         modes=lava_modes,
     )
     return record, rasters

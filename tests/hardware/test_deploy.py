@@ -67,6 +67,8 @@ def test_deploy_reports_lava_beside_norse(lava, tiny_run, tmp_path, capsys):
     assert floating.agreement.to_dict() == {"lif1": 1.0, "lif2": 1.0, "all": 1.0}
     assert floating.metrics == record.norse.metrics
     assert floating.pipeline_latency_steps == {"lif1": 1, "lif2": 2}
+    assert list(record.norse.neuron_shares) == ["lif1", "lif2"]
+    assert floating.neuron_shares == record.norse.neuron_shares  # identical spikes
     assert floating.quantisation is None
     for result in record.modes.values():
         assert set(result.agreement.layers) == {"lif1", "lif2"}

@@ -63,6 +63,7 @@ def lava_mode(quantised: bool = False) -> LavaModeRecord:
             else None
         ),
         energy=energy(),
+        neuron_shares={"lif1": (0.25, 0.0), "lif2": (0.5, 0.5)},
     )
 
 
@@ -79,7 +80,12 @@ def deployment(**changes) -> DeploymentRecord:
         time_steps=3,
         dt=1e-3,
         layer_sizes=LAYERS,
-        norse=NorseRecord({"r_mean": 50.0, "t2i_r1": 25.0}, {"lif1": 0.25, "lif2": 0.25}, 0.01),
+        norse=NorseRecord(
+            {"r_mean": 50.0, "t2i_r1": 25.0},
+            {"lif1": 0.25, "lif2": 0.25},
+            0.01,
+            {"lif1": (0.25, 0.0), "lif2": (0.0, 0.5)},
+        ),
         modes={"floating_pt": lava_mode(), "fixed_pt": lava_mode(quantised=True)},
     )
     return dataclasses.replace(record, **changes)
@@ -120,11 +126,12 @@ def test_report_json_keeps_its_keys():
         "checkpoint", "nir", "task", "split", "main_metric", "n_images", "n_examples",
         "rows_per_image", "time_steps", "dt", "layer_sizes", "norse", "modes",
     ]  # fmt: skip
-    assert list(data["norse"]) == ["metrics", "firing_rates", "seconds_per_image"]
+    assert list(data["norse"]) == ["metrics", "firing_rates", "seconds_per_image", "neuron_shares"]
+    assert data["norse"]["neuron_shares"]["lif2"] == {"silent": 0.0, "saturated": 0.5}
     mode = data["modes"]["fixed_pt"]
     assert list(mode) == [
         "metrics", "agreement", "firing_rates", "pipeline_latency_steps", "latency_handling",
-        "simulator", "quantisation", "energy",
+        "simulator", "quantisation", "energy", "neuron_shares",
     ]  # fmt: skip
     assert mode["agreement"] == {"lif1": 1.0, "lif2": 0.75, "all": 0.875}
     assert list(mode["simulator"]) == [
@@ -170,6 +177,8 @@ def test_the_json_written_is_the_record(tmp_path):
     assert "| total | | | | 2.023 | 0.560 | 0.033 | | 3.000 | 0.150 |" in text
     assert "Latency (token-parallel: the image's 17 token rows at once" in text
     assert "Capacity (17 copies of the encoder): 102 neurons" in text
+    assert "| layer | Norse silent | Norse saturated | floating_pt silent |" in text
+    assert "| lif2 | 0.0% | 50.0% | 50.0% | 50.0% | 50.0% | 50.0% |" in text
     assert "## Quantisation (fixed_pt)" in text and "## Quantisation (floating_pt)" not in text
     assert "quantise: calibrated on 102 samples" in text
 
@@ -200,6 +209,10 @@ def test_the_json_written_is_the_record(tmp_path):
             "pipeline latency is of layers ['lif2'], the firing rates of ['lif1', 'lif2']",
         ),
         (lambda: deployment(n_images=0), "n_images must be a positive integer, got 0"),
+        (
+            lambda: NorseRecord({"r": 1.0}, {"lif1": 0.1}, 0.01, {"lif1": (1.5, 0.0)}),
+            "silent share of lif1 must be in [0, 1], got 1.5",
+        ),
         (lambda: deployment(main_metric="acc"), "main_metric 'acc' is not among"),
         (lambda: deployment(layer_sizes={"lif1": 4}), "Norse's layers ['lif1', 'lif2'] are not"),
     ],
