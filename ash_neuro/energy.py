@@ -43,9 +43,11 @@ Three conventions, each stated with its figure:
   fixed_pt deployments compare fairly with the INT8 column.
 
 Mapping and time (`ChipMapping`, `step_time_ns`). `copies` copies of the encoder run side by
-side (the token-parallel layout: one per token row; the streaming layout: one). The copies'
-neurons and synapses are packed into the fewest cores that hold them (a core holds the chip's
-neurons and synapses divided by its cores), `cores_per_tile` cores to a tile. A message costs
+side (the token-parallel layout: one per token row; the streaming layout: one). Each copy of
+each population gets a core of its own while the chip has cores to spare (the placement that
+runs the copies in parallel), and never fewer cores than hold all the neurons and synapses (a
+core holds the chip's neurons and synapses divided by its cores); `cores_per_tile` cores to a
+tile. A message costs
 one within-tile spike, plus one tile hop (mean of E-W and N-S) when the encoder spans more than
 one tile (a copy's populations then sit on neighbouring tiles: an estimate, the chip's
 placement is not modelled). A step takes the busiest core's work, the step's synaptic ops and
@@ -315,15 +317,18 @@ def barrier_sync_ns(tiles: int, chip: HardwareProfile) -> float:
 
 
 def chip_mapping(layers: Sequence[LayerCounts], copies: int, chip: HardwareProfile) -> ChipMapping:
-    """The cores and tiles `copies` copies of the encoder take on `chip` (module docstring);
-    a profile without capacity figures is taken as one core on one tile."""
+    """The cores and tiles `copies` copies of the encoder take on `chip` (module docstring):
+    a core per population copy up to the chip's cores, never fewer than hold them all; a
+    profile without capacity figures is taken as one core on one tile."""
     neurons = float(copies * sum(layer.width for layer in layers))
     synapses = float(copies * sum(layer.synapses for layer in layers))
     cores = 1
     if chip.capacity:
         per_core = chip.capacity["neuron_cores_per_chip"]
+        spread = min(copies * len(layers), int(per_core))
         cores = max(
             1,
+            spread,
             math.ceil(neurons / (chip.capacity["neurons_per_chip"] / per_core)),
             math.ceil(synapses / (chip.capacity["synapses_per_chip"] / per_core)),
         )

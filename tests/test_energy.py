@@ -92,27 +92,29 @@ def capacity(neurons, synapses, cores=4, per_tile=2):
     return HardwareProfile("chip", "neuromorphic", "", FIGURES, {}, values, {})
 
 
-def test_mapping_packs_copies_into_cores_and_tiles():
-    # one copy: 5 neurons, 18 synapses; a core holds 40 / 4 = 10 neurons and 400 / 4 = 100
+def test_mapping_spreads_copies_over_cores_and_tiles():
+    # one copy of 2 populations: a core each; a core holds 40 / 4 = 10 neurons, 400 / 4 = 100
+    # synapses; 2 cores to a tile
     small = chip_mapping(counts(), 1, capacity(40, 400))
-    assert (small.neurons, small.synapses, small.cores, small.tiles) == (5, 18, 1, 1)
+    assert (small.neurons, small.synapses, small.cores, small.tiles) == (5, 18, 2, 1)
     assert small.hops_per_message == 0 and small.barrier_sync_ns == 10.0
-    # five copies: 25 neurons need 3 cores (by neurons), 90 synapses 1: 3 cores on 2 tiles
+    # five copies: 10 population copies, but the chip has 4 cores (25 neurons fit in 3): 4
+    # cores on 2 tiles
     five = chip_mapping(counts(), 5, capacity(40, 400))
-    assert (five.neurons, five.synapses, five.cores, five.tiles) == (25, 90, 3, 2)
+    assert (five.neurons, five.synapses, five.cores, five.tiles) == (25, 90, 4, 2)
     assert five.hops_per_message == 1 and five.barrier_sync_ns == 20.0
-    # by synapses: 90 synapses at 20 per core need 5 cores, 3 tiles
+    # by synapses: 90 synapses at 20 per core need 5 cores (more than one chip's), 3 tiles
     assert chip_mapping(counts(), 5, capacity(400, 80)).cores == 5
 
 
 def test_step_time_is_the_busiest_core_or_the_spike_traffic_plus_barrier():
     one = chip_mapping(counts(), 1, capacity(40, 400))
     # per image: 24 + 10 synaptic ops x 2 ns, 12 active x 1 ns, 8 inactive x 0.5 ns = 84 ns
-    # over 4 steps on one core = 21 ns; 13 messages / 4 steps at 1 spike/ns = 3.25 ns
-    assert step_time_ns(counts(), CHIP, one, steps_per_image=4) == pytest.approx(21 + 10)
-    # the same work over 2 steps on 3 cores of 2 tiles: 84 / 2 / 3 = 14 ns, barrier 20 ns
+    # over 4 steps on 2 cores = 10.5 ns; 13 messages / 4 steps at 1 spike/ns = 3.25 ns
+    assert step_time_ns(counts(), CHIP, one, steps_per_image=4) == pytest.approx(10.5 + 10)
+    # the same work over 2 steps on 4 cores of 2 tiles: 84 / 2 / 4 = 10.5 ns, barrier 20 ns
     five = chip_mapping(counts(), 5, capacity(40, 400))
-    assert step_time_ns(counts(), CHIP, five, steps_per_image=2) == pytest.approx(14 + 20)
+    assert step_time_ns(counts(), CHIP, five, steps_per_image=2) == pytest.approx(10.5 + 20)
     # traffic dominates when a spike takes 10 ns: 13 messages / 2 steps / (2 tiles x 0.1)
     slow = HardwareProfile(
         "slow", "neuromorphic", "", {**FIGURES, "spike_bandwidth_per_tile_gspikes": 0.1}, {}
