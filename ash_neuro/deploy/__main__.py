@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ash_neuro.deploy import DeployError
 from ash_neuro.deploy.encoder_runs import CHIP, CHUNK
 from ash_neuro.deploy.records import DeploymentRecord
 from ash_neuro.deploy.report import write_report
@@ -53,7 +54,15 @@ def main(argv: list[str] | None = None) -> DeploymentRecord:
         "each (token_parallel, default: T steps per image) or one after another through one "
         "copy (streaming: rows x T steps), on Lava's simulator and in the chip model",
     )
+    parser.add_argument(
+        "--frontier",
+        type=Path,
+        help="a frontier.json of benchmarks/efficiency.py: report.md says where this "
+        "deployment's energy sits against its points",
+    )
     args = parser.parse_args(argv)
+    if args.frontier is not None and not args.frontier.is_file():
+        raise DeployError(f"--frontier {args.frontier} not found; run benchmarks/efficiency.py")
     modes = (args.mode,) if args.mode else MODES
     record, rasters = deploy(
         args.checkpoint,
@@ -68,7 +77,7 @@ def main(argv: list[str] | None = None) -> DeploymentRecord:
         layout=args.layout,
     )
     folder = args.report or args.checkpoint.parent / "deploy"
-    written = write_report(record, rasters, folder)
+    written = write_report(record, rasters, folder, args.frontier)
     print((folder / "report.md").read_text(), end="")
     print("written: " + ", ".join(str(p) for p in written))
     return record

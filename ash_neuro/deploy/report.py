@@ -20,6 +20,7 @@ import matplotlib
 import numpy as np
 
 from ash_neuro.atomic import replace_atomically
+from ash_neuro.deploy import DeployError
 from ash_neuro.deploy.records import UJ_PER_PJ, DeploymentRecord, EnergyRecord
 
 matplotlib.use("Agg")  # files only; no display on a headless machine
@@ -29,16 +30,20 @@ FILES = ("report.json", "report.md", "raster.png", "firing_rates.png", "energy.p
 
 
 def write_report(
-    record: DeploymentRecord, rasters: dict[str, dict[str, np.ndarray]], folder: Path
+    record: DeploymentRecord,
+    rasters: dict[str, dict[str, np.ndarray]],
+    folder: Path,
+    frontier: Path | None = None,
 ) -> list[Path]:
-    """Write every file of the report into `folder`; returns their paths.
+    """Write every file of the report into `folder`; returns their paths. `frontier`: a
+    `benchmarks/efficiency.py` frontier.json to place the deployment against in report.md.
 
     report.json, the record machines read (and `make demo` reuses), goes last and atomically,
     after the previous one is removed: a report.json on disk always belongs to a complete
     report."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.json").unlink(missing_ok=True)
-    (folder / "report.md").write_text(markdown(record))
+    (folder / "report.md").write_text(markdown(record, frontier))
     plot_raster(rasters, folder / "raster.png")
     plot_firing_rates(record, folder / "firing_rates.png")
     plot_energy(record, folder / "energy.png")
@@ -47,8 +52,8 @@ def write_report(
     return [folder / name for name in FILES]
 
 
-def markdown(record: DeploymentRecord) -> str:
-    """The report as Markdown tables."""
+def markdown(record: DeploymentRecord, frontier: Path | None = None) -> str:
+    """The report as Markdown tables (with `frontier`, a section placing it on that frontier)."""
     main = record.main_metric
     modes = record.modes
     lines = [
@@ -146,11 +151,55 @@ def markdown(record: DeploymentRecord) -> str:
         quantisation = modes[m].quantisation
         if quantisation is not None:
             lines += ["", f"## Quantisation ({m})", "", "```", quantisation.text(), "```"]
+    if frontier is not None and modes:
+        lines += ["", *frontier_lines(record, frontier)]
     lines += [
         "",
         "Plots: `raster.png` (first image), `firing_rates.png`, `energy.png`.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def frontier_lines(record: DeploymentRecord, path: Path) -> list[str]:
+    """Where this deployment's energy sits against the points of `benchmarks/efficiency.py`'s
+    frontier.json `path` (its r_mean is measured on the frontier's own test images, so
+    accuracy is compared within the frontier, energy across)."""
+    try:
+        rows = json.loads(Path(path).read_text())
+        points = [
+            (r["point"], side, float(r["r_mean_norse"]), float(r[side]["fp32_uj"]))
+            for r in rows
+            for side in ("chip", "host")
+        ]
+        reference = next(r for r in rows if r["point"].startswith("default"))
+    except (OSError, ValueError, KeyError, TypeError, StopIteration) as exc:
+        raise DeployError(
+            f"--frontier {path} is not a frontier.json of benchmarks/efficiency.py ({exc})"
+        ) from None
+    energy = next(iter(record.modes.values())).energy
+    own = energy.snn_ops_on_ann_profile_uj_per_image
+    side = "host" if energy.host.macs or energy.host.accumulates else "chip"
+    floor = float(reference["r_mean_norse"]) - 2
+    cheaper = sorted((p for p in points if p[3] < own and p[2] >= floor), key=lambda p: p[3])
+    lines = [
+        f"## Against the accuracy/energy frontier (`{path}`)",
+        "",
+        f"This deployment: T={record.time_steps}, first layer on the {side}, "
+        f"{own:.2f} uJ per image on the 45 nm FP32 convention "
+        f"({energy.snn_uj_per_image:.2f} uJ Loihi-class, ANN-equivalent "
+        f"{energy.ann_uj_per_image:.2f} uJ). The frontier's default checkpoint reaches r_mean "
+        f"{reference['r_mean_norse']:.2f} there at {reference[side]['fp32_uj']:.2f} uJ.",
+    ]
+    if cheaper:
+        best = cheaper[0]
+        lines.append(
+            f"{len(cheaper)} frontier point(s) cost less at an r_mean within 2 points of the "
+            f"default's; the cheapest: {best[0]}, first layer on the {best[1]}, r_mean "
+            f"{best[2]:.2f} at {best[3]:.2f} uJ ({best[3] / own:.0%} of this deployment's)."
+        )
+    else:
+        lines.append("No frontier point costs less at an r_mean within 2 points of the default's.")
+    return lines
 
 
 def energy_lines(mode: str, e: EnergyRecord, time_steps: int) -> list[str]:

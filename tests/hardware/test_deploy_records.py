@@ -221,3 +221,29 @@ def test_an_invalid_field_is_a_one_line_error(make, message):
     with pytest.raises(DeployError, match="^invalid deployment record: ") as info:
         make()
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_report_places_the_deployment_on_a_frontier(tmp_path):
+    def row(point, r_mean, chip, host):
+        return {"point": point, "r_mean_norse": r_mean, "chip": {"fp32_uj": chip},
+                "host": {"fp32_uj": host}}  # fmt: skip
+
+    rows = [
+        row("default (not fine-tuned)", 50.0, 1.0, 0.6),
+        row("1:0.1:poisson", 49.0, 0.2, 0.3),
+        row("4:0.02:current", 40.0, 0.1, 0.1),  # cheaper, but 10 points below the default
+    ]
+    path = tmp_path / "frontier.json"
+    path.write_text(json.dumps(rows))
+    text = markdown(deployment(), path)
+    # the record: first layer on the host (its MACs), 0.56 uJ on the 45 nm FP32 convention
+    assert "first layer on the host, 0.56 uJ per image on the 45 nm FP32 convention" in text
+    assert "The frontier's default checkpoint reaches r_mean 50.00 there at 0.60 uJ." in text
+    assert (
+        "2 frontier point(s) cost less at an r_mean within 2 points of the default's; the "
+        "cheapest: 1:0.1:poisson, first layer on the chip, r_mean 49.00 at 0.20 uJ (36% of "
+        "this deployment's)." in text
+    )
+    path.write_text("[]")
+    with pytest.raises(DeployError, match="is not a frontier.json"):
+        markdown(deployment(), path)
