@@ -24,7 +24,8 @@ graded input); `--points` picks others (`T:rate:coding`). Budget stated in the t
 
 Writes `<out>/frontier.md` (the table), `<out>/frontier.json` and `<out>/frontier.png`
 (r_mean against energy per image, log scale, one marker per convention, the ANN-equivalent
-marked). A finished point (its `point.json`) is reused, so an interrupted run continues.
+marked). A finished point (its `point.json`) is reused, so an interrupted run continues; a
+finished fine-tuning (its `ckpt.pt` at `--steps`) is only measured again.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import torch
 # hardware/ is a folder of the repository, not an installed package
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ash_neuro.checkpoint import load_checkpoint  # noqa: E402
 from ash_neuro.config import override_config  # noqa: E402
 from ash_neuro.data.datasets import (  # noqa: E402
     CaptionDataset,
@@ -116,6 +118,7 @@ def fine_tune(init: Path, point: tuple[int, float, str], args, out: Path) -> Pat
             f"train.eval_limit={args.limit}",
             "train.device=cpu",
             "train.threads=1",
+            f"train.seed={args.seed}",
         ],
     )
     check_world(cfg)
@@ -148,6 +151,13 @@ def fine_tune(init: Path, point: tuple[int, float, str], args, out: Path) -> Pat
             description=describe_checkpoint(PRETRAIN, cfg, tokenizer, data_identity(cfg)),
         )
     return out / "ckpt.pt"
+
+
+def fine_tuned(ckpt: Path, steps: int) -> bool:
+    """A fine-tuning of this budget already finished there (reused: only measured again)."""
+    if not ckpt.is_file():
+        return False
+    return load_checkpoint(ckpt)["progress"]["step"] == steps
 
 
 def measure(ckpt: Path, args, out: Path, label: str) -> dict:
@@ -226,8 +236,9 @@ def frontier(rows: list[dict], key: str) -> set[tuple[str, str]]:
 def table(rows: list[dict], args) -> str:
     lines = [
         f"Budget: {args.steps} fine-tuning steps per point (batch {args.batch}, lr {args.lr}, one "
-        f"thread), r_mean on the first {args.limit} test images; energy per image from the "
-        f"Lava floating_pt run's activity (agreement with Norse in the table), token-parallel.",
+        f"thread, seed {args.seed}), r_mean on the first {args.limit} test images; energy per "
+        "image from the Lava floating_pt run's activity (agreement with Norse in the table), "
+        "token-parallel.",
         "",
         "| point | T | r_mean | agreement | first layer | Loihi-class uJ | 45 nm FP32 uJ | "
         "45 nm INT8 uJ | ANN FP32 uJ | ANN INT8 uJ | FP32 / ANN | chip steps (latency) | "
@@ -240,7 +251,7 @@ def table(rows: list[dict], args) -> str:
             e = r[side]
             lines.append(
                 f"| {r['point']} | {r['time_steps']} | {r['r_mean_norse']:.2f} | "
-                f"{100 * r['agreement']:.2f}% | {side} | {e['loihi_uj']:.2f} | {e['fp32_uj']:.2f} "
+                f"{100 * r['agreement']:.4f}% | {side} | {e['loihi_uj']:.2f} | {e['fp32_uj']:.2f} "
                 f"| {e['int8_uj']:.3f} | {e['ann_fp32_uj']:.2f} | {e['ann_int8_uj']:.3f} | "
                 f"{e['fp32_uj'] / e['ann_fp32_uj']:.2f} | {e['steps_per_image']} "
                 f"({e['latency_steps']}) | {'yes' if (r['point'], side) in best else ''} |"
@@ -296,6 +307,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--limit", type=int, default=200, help="test images")
     parser.add_argument("--chip", default="loihi2")
+    parser.add_argument("--seed", type=int, default=0, help="fine-tuning seed (train.seed)")
     parser.add_argument("--points", nargs="+", default=list(DEFAULT_POINTS))
     args = parser.parse_args()
     rows = []
@@ -308,7 +320,9 @@ def main() -> None:
             continue
         start = time.perf_counter()
         folder.mkdir(parents=True, exist_ok=True)
-        ckpt = args.init if point is None else fine_tune(args.init, point, args, folder)
+        ckpt = args.init if point is None else folder / "ckpt.pt"
+        if point is not None and not fine_tuned(ckpt, args.steps):
+            fine_tune(args.init, point, args, folder)
         row = measure(ckpt, args, folder, label)
         row["seconds"] = time.perf_counter() - start
         done.write_text(json.dumps(row, indent=1))
