@@ -206,7 +206,7 @@ def test_fixed_pt_runs_every_chunk_on_the_same_integers(lava, tiny_run):
 
 def test_unknown_energy_profile_is_one_line(tiny_run, capsys):
     line = fails_with(capsys, [str(p) for p in tiny_run] + ["--chip", "loihi3"])
-    assert "no hardware profile 'loihi3': use one of ann_45nm, loihi, loihi2" in line
+    assert "no hardware profile 'loihi3': use one of ann_45nm, ann_45nm_int8, loihi, loihi2" in line
 
 
 def test_vqa_needs_a_vqa_checkpoint(tiny_run, capsys):
