@@ -282,9 +282,9 @@ def energy_per_image(
 
 @dataclass(frozen=True)
 class ChipMapping:
-    """`copies` copies of the encoder (`neurons`, `synapses` in all) packed into `cores`
-    neuron cores on `tiles` tiles; each message crosses `hops_per_message` tile hops and each
-    step ends with a barrier sync of `barrier_sync_ns`."""
+    """`copies` copies of the encoder (`neurons`, `synapses` in all) spread over `cores`
+    neuron cores on `tiles` tiles (`chip_mapping`); each message crosses `hops_per_message`
+    tile hops and each step ends with a barrier sync of `barrier_sync_ns`."""
 
     copies: int
     neurons: float
