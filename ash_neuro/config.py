@@ -244,6 +244,9 @@ class LossConfig:
     hard_negative_weight: float = 2.0
     hard_negatives: int = 4
     target_rate: float = 0.1
+    # the per-neuron regulariser's band (losses/neuron_rate.py): silent below, saturated above
+    neuron_rate_low: float = 0.01
+    neuron_rate_high: float = 0.5
 
     def __post_init__(self) -> None:
         _ranges(
@@ -254,7 +257,14 @@ class LossConfig:
             hard_negative_weight="> 0",
             hard_negatives=">= 0",
             target_rate="(0, 1)",
+            neuron_rate_low="(0, 1)",
+            neuron_rate_high="(0, 1)",
         )
+        if self.neuron_rate_low >= self.neuron_rate_high:
+            raise ConfigError(
+                f"loss.neuron_rate_low ({self.neuron_rate_low}) must be below "
+                f"loss.neuron_rate_high ({self.neuron_rate_high})"
+            )
 
 
 @dataclass

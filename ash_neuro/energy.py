@@ -3,39 +3,66 @@
 ESTIMATES, NOT MEASUREMENTS: operation counts come from the simulation's actual spikes; each
 count is multiplied by a per-operation figure of a hardware profile, a data file in
 `ash_neuro/energy_profiles/` whose every figure names its published source. Nothing here is
-read from a chip.
+read from a chip. Standard library only: records and reports read it without torch or Lava.
 
-Counts per image, for a chain of dense layers in_dim -> widths[0] -> ... (fan-out = the next
-layer's width):
+What is counted, per image and per spiking population (`LayerCounts`, one per LIF layer):
 
-    synaptic ops   events into layer k times its width: for the first layer the non-zero
-                   graded input values (currents arrive as graded messages every step), for
-                   later layers the previous layer's spikes
-    neuron updates every neuron of every layer, every step (Loihi updates them all)
-    messages       every event delivered to a layer: the graded inputs and the spikes of every
-                   layer but the last (whose spikes leave the chip for the host)
+    input events   what arrives at the population: the graph input's non-zero values for the
+                   first population (graded currents every step; the spikes of a poisson
+                   coding), the previous population's spikes for the others
+    synaptic ops   input events times the synapses each reaches: the population's width for a
+                   dense connection, 1 for the one-to-one connection that delivers the host's
+                   currents when the first Affine runs on the host
+    neuron updates every neuron of the population, every step (Loihi updates them all), split
+                   into ACTIVE and INACTIVE updates. Davies et al. 2018 (Table 2) price both
+                   without defining them; here an update is active in a step where the neuron
+                   receives synaptic input (an event reached its token row: a dense connection
+                   delivers every event of the row to every neuron, a one-to-one connection
+                   the neuron's own event) or where it spikes, and inactive otherwise (decay
+                   and bias only)
+    messages       the input events again: each is one spike message into the population's
+                   core (the last population's spikes leave the chip for the host, uncounted)
+    learning       synaptic updates of on-chip learning: none in inference (0 x the STDP
+                   figure, kept in the profile so that the model is complete)
 
-SNN energy on the neuromorphic profile: synaptic ops * E_synop + neuron updates * E_neuron +
-messages * (E_spike + E_tile_hop). The ANN-equivalent is the same layers run once per token as
-an ANN (multiply-accumulates in_width * out_width) at the ANN profile's E_MAC, and the SNN's own
-operations on that profile are the first layer's MACs every step plus accumulates for spikes.
+Where the first layer runs (`first_layer`, the export contract's): on the chip (its Affine is
+the first connection, graded input x dense weights every step) or on the host (`HostWork`: the
+Affine computed once per token for the constant currents of the current coding, its
+multiply-accumulates; once per step for the spikes of the poisson coding, an accumulate per
+input spike and output), its currents reaching the first population one-to-one.
 
-Capacity: a neuromorphic profile may give the chip's published capacity (`capacity`:
-neurons, synapses and cores per chip); `chip_fit` compares the encoder's neurons and dense
-synapses with it. A profile whose per-operation figures are borrowed from another chip says
-so in `per_operation_basis` (loihi2.json: Intel has published none for Loihi 2), and the report
-prints it beside the energy.
+Three conventions, each stated with its figure:
+- Loihi-class: the chip's events on a neuromorphic profile (synaptic ops x E_synop + active and
+  inactive updates x their figures + messages x (within-tile spike + tile hops x the mean
+  E-W/N-S hop energy)) plus the host's work priced as INT8 arithmetic (the chip runs integers,
+  and so does the host that feeds it);
+- 45 nm FP32 and 45 nm INT8 (Horowitz 2014; arithmetic only, the SNN literature's
+  convention): the SNN's arithmetic, the host's MACs and accumulates and every chip synaptic op
+  as a MAC when its event carries a value (graded) or an accumulate when it is a spike, beside
+  the ANN-equivalent: the same Affine layers run once per token, in_width x out_width MACs.
+  fixed_pt deployments compare fairly with the INT8 column.
 
-Latency on the neuromorphic profile: the simulator streams the image's token rows one after
-another, T steps each, so an image takes rows * T steps (plus the pipeline's fill, one step
-per hop, once per run); one step is modelled as a single core doing the step's synaptic ops
-and neuron updates serially, plus a barrier sync: an upper bound for a chip that spreads the
-layers over cores.
+Mapping and time (`ChipMapping`, `step_time_ns`). `copies` copies of the encoder run side by
+side (the token-parallel layout: one per token row; the streaming layout: one). Each copy of
+each population gets a core of its own while the chip has cores to spare (the placement that
+runs the copies in parallel), and never fewer cores than hold all the neurons and synapses (a
+core holds the chip's neurons and synapses divided by its cores); `cores_per_tile` cores to a
+tile. A message costs
+one within-tile spike, plus one tile hop (mean of E-W and N-S) when the encoder spans more than
+one tile (a copy's populations then sit on neighbouring tiles: an estimate, the chip's
+placement is not modelled). A step takes the busiest core's work, the step's synaptic ops and
+neuron updates divided evenly over the cores in use (the serial time of one core for one copy),
+or the step's messages over the tiles' spike bandwidth if that is longer, plus the barrier
+sync, interpolated linearly in the number of tiles in use between Table 2's 113 ns (1 tile) and
+465 ns (32 tiles) (Table 2 gives the range only). An image takes T steps of the stream in the
+token-parallel layout (its first output T + depth steps after its input: the chip latency of
+one image), rows x T in the streaming layout.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,16 +72,30 @@ from ash_neuro.errors import AshError
 PROFILES = Path(__file__).resolve().parent / "energy_profiles"
 NEUROMORPHIC_FIGURES = (
     "synaptic_op_pj",
-    "neuron_update_pj",
-    "spike_message_pj",
-    "tile_hop_pj",
     "synaptic_op_ns",
-    "neuron_update_ns",
-    "barrier_sync_ns",
+    "synaptic_update_pj",
+    "synaptic_update_ns",
+    "neuron_update_active_pj",
+    "neuron_update_active_ns",
+    "neuron_update_inactive_pj",
+    "neuron_update_inactive_ns",
+    "spike_within_tile_pj",
+    "tile_hop_ew_pj",
+    "tile_hop_ns_pj",
+    "barrier_sync_one_tile_ns",
+    "barrier_sync_all_tiles_ns",
+    "barrier_sync_all_tiles",
+    "spike_bandwidth_per_tile_gspikes",
 )
 ANN_FIGURES = ("mac_pj", "accumulate_pj")
-CAPACITY_FIGURES = ("neurons_per_chip", "synapses_per_chip", "neuron_cores_per_chip")
+CAPACITY_FIGURES = (
+    "neurons_per_chip",
+    "synapses_per_chip",
+    "neuron_cores_per_chip",
+    "cores_per_tile",
+)
 KIND_FIGURES = {"neuromorphic": NEUROMORPHIC_FIGURES, "ann": ANN_FIGURES}
+LAYOUTS = ("token_parallel", "streaming")
 
 
 class ProfileError(AshError):
@@ -79,8 +120,8 @@ class HardwareProfile:
 
 
 def load_profile(name_or_path: str | Path) -> HardwareProfile:
-    """A profile by name (`loihi2`, `loihi`, `ann_45nm`) or by path to its JSON file,
-    validated."""
+    """A profile by name (`loihi2`, `loihi`, `ann_45nm`, `ann_45nm_int8`) or by path to its
+    JSON file, validated."""
     path = Path(name_or_path)
     if path.suffix != ".json":
         path = PROFILES / f"{name_or_path}.json"
@@ -129,61 +170,73 @@ def _sourced_figures(
 
 @dataclass(frozen=True)
 class LayerCounts:
-    """One spiking layer's operations per image (averaged over the images of a run)."""
+    """One spiking population's operations per image (averaged over the images of a run), as
+    the module docstring defines them.
+
+    `ann_fan_in`: the fan-in of the Affine in front of it in the network (its ANN-equivalent
+    is `ann_fan_in * width` MACs per token row); `synapses_per_event`: the synapses one input
+    event reaches on the chip (`width` dense, 1 one-to-one); `synapses`: the connection's
+    synapses per copy of the encoder; `graded`: input events carry values (a MAC each on the
+    45 nm conventions) rather than being spikes (an accumulate each).
+    """
 
     name: str
-    fan_in: int
     width: int
-    input_events: float  # graded inputs (first layer) or presynaptic spikes arriving
+    ann_fan_in: int
+    synapses_per_event: int
+    synapses: int
+    input_events: float
+    graded: bool
     spikes: float
-    steps: int  # time steps per image (rows * T)
+    neuron_updates: float
+    active_updates: float
 
     @property
     def synaptic_ops(self) -> float:
-        return self.input_events * self.width
+        return self.input_events * self.synapses_per_event
 
     @property
-    def neuron_updates(self) -> float:
-        return float(self.width * self.steps)
+    def inactive_updates(self) -> float:
+        return self.neuron_updates - self.active_updates
 
 
-def layer_counts(
-    names: Sequence[str],
-    widths: Sequence[int],
-    in_dim: int,
-    input_events: float,
-    spikes: Sequence[float],
-    steps: int,
-) -> list[LayerCounts]:
-    """`LayerCounts` of a chain of layers from the first layer's input events per image and
-    every layer's spikes per image."""
-    fan_in = [in_dim, *widths[:-1]]
-    events = [input_events, *spikes[:-1]]
-    return [
-        LayerCounts(name, f, w, e, s, steps)
-        for name, f, w, e, s in zip(names, fan_in, widths, events, spikes, strict=True)
-    ]
+@dataclass(frozen=True)
+class HostWork:
+    """The first Affine computed on the host, per image: multiply-accumulates (graded inputs)
+    and accumulates (binary inputs); zero when the first layer runs on the chip."""
+
+    macs: float = 0.0
+    accumulates: float = 0.0
+
+    def pj(self, ann: HardwareProfile) -> float:
+        return self.macs * ann["mac_pj"] + self.accumulates * ann["accumulate_pj"]
 
 
 @dataclass(frozen=True)
 class LayerEnergy:
-    """Energy per image of one layer, picojoules, by operation; `ann_pj` the same layer as an
-    ANN (one MAC per weight per token) on the ANN profile."""
+    """Energy per image of one population, picojoules: on the chip by operation (`snn_pj`),
+    its synaptic ops on the two 45 nm conventions, and the same layer as an ANN (one MAC per
+    weight per token) on each; `learning_updates` (none in inference) and their energy."""
 
     name: str
     synaptic_ops: float
     neuron_updates: float
+    active_updates: float
     messages: float
     synaptic_pj: float
     neuron_pj: float
     message_pj: float
     snn_on_ann_pj: float
+    snn_on_int8_pj: float
     ann_macs: float
     ann_pj: float
+    ann_int8_pj: float
+    learning_updates: float = 0.0
+    learning_pj: float = 0.0
 
     @property
     def snn_pj(self) -> float:
-        return self.synaptic_pj + self.neuron_pj + self.message_pj
+        return self.synaptic_pj + self.neuron_pj + self.message_pj + self.learning_pj
 
 
 def energy_per_image(
@@ -191,52 +244,127 @@ def energy_per_image(
     rows_per_image: int,
     chip: HardwareProfile,
     ann: HardwareProfile,
+    int8: HardwareProfile,
+    hops_per_message: float = 0.0,
 ) -> list[LayerEnergy]:
-    """Per-layer energy per image on `chip` (neuromorphic) and as an ANN on `ann`.
-
-    The first layer's inputs are graded currents: on the ANN profile they cost a MAC each
-    (value times weight) every step; later layers receive binary spikes, an accumulate each.
-    """
-    if chip.kind != "neuromorphic" or ann.kind != "ann":
-        raise ProfileError(f"need a neuromorphic and an ANN profile, got {chip.kind}, {ann.kind}")
-    per_message = chip["spike_message_pj"] + chip["tile_hop_pj"]
+    """Per-layer energy per image on `chip` (neuromorphic), on the FP32 (`ann`) and INT8
+    (`int8`) conventions, and as an ANN on both; every message crosses `hops_per_message`
+    tile hops (`ChipMapping`)."""
+    if chip.kind != "neuromorphic" or ann.kind != "ann" or int8.kind != "ann":
+        kinds = (chip.kind, ann.kind, int8.kind)
+        raise ProfileError(f"need a neuromorphic and two ANN profiles, got {kinds}")
+    hop = (chip["tile_hop_ew_pj"] + chip["tile_hop_ns_pj"]) / 2
+    per_message = chip["spike_within_tile_pj"] + hops_per_message * hop
     out = []
-    for index, layer in enumerate(layers):
-        ops_cost = ann["mac_pj"] if index == 0 else ann["accumulate_pj"]
-        macs = float(layer.fan_in * layer.width * rows_per_image)
+    for layer in layers:
+        op = "mac_pj" if layer.graded else "accumulate_pj"
+        macs = float(layer.ann_fan_in * layer.width * rows_per_image)
         out.append(
             LayerEnergy(
                 name=layer.name,
                 synaptic_ops=layer.synaptic_ops,
                 neuron_updates=layer.neuron_updates,
+                active_updates=layer.active_updates,
                 messages=layer.input_events,
                 synaptic_pj=layer.synaptic_ops * chip["synaptic_op_pj"],
-                neuron_pj=layer.neuron_updates * chip["neuron_update_pj"],
+                neuron_pj=layer.active_updates * chip["neuron_update_active_pj"]
+                + layer.inactive_updates * chip["neuron_update_inactive_pj"],
                 message_pj=layer.input_events * per_message,
-                snn_on_ann_pj=layer.synaptic_ops * ops_cost,
+                snn_on_ann_pj=layer.synaptic_ops * ann[op],
+                snn_on_int8_pj=layer.synaptic_ops * int8[op],
                 ann_macs=macs,
                 ann_pj=macs * ann["mac_pj"],
+                ann_int8_pj=macs * int8["mac_pj"],
             )
         )
     return out
 
 
-def step_time_ns(layers: Sequence[LayerCounts], chip: HardwareProfile) -> float:
-    """Modelled time of one step: the average step's synaptic ops and neuron updates done
-    serially by one core, plus a barrier sync (an upper bound; see the module docstring)."""
-    steps = layers[0].steps
-    synops = sum(layer.synaptic_ops for layer in layers) / steps
-    updates = sum(layer.neuron_updates for layer in layers) / steps
-    return (
-        synops * chip["synaptic_op_ns"]
-        + updates * chip["neuron_update_ns"]
-        + chip["barrier_sync_ns"]
+@dataclass(frozen=True)
+class ChipMapping:
+    """`copies` copies of the encoder (`neurons`, `synapses` in all) spread over `cores`
+    neuron cores on `tiles` tiles (`chip_mapping`); each message crosses `hops_per_message`
+    tile hops and each step ends with a barrier sync of `barrier_sync_ns`."""
+
+    copies: int
+    neurons: float
+    synapses: float
+    cores: int
+    tiles: int
+    hops_per_message: float
+    barrier_sync_ns: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {
+            "copies": self.copies,
+            "neurons": self.neurons,
+            "synapses": self.synapses,
+            "cores": self.cores,
+            "tiles": self.tiles,
+            "hops_per_message": self.hops_per_message,
+            "barrier_sync_ns": self.barrier_sync_ns,
+        }
+
+
+def barrier_sync_ns(tiles: int, chip: HardwareProfile) -> float:
+    """Table 2's mesh-wide barrier time for `tiles` tiles in use, linear between its 1-tile and
+    all-tile ends (the paper gives the range only); beyond them, the all-tile figure (several
+    chips synchronise over a slower path, not modelled)."""
+    low, high = chip["barrier_sync_one_tile_ns"], chip["barrier_sync_all_tiles_ns"]
+    span = chip["barrier_sync_all_tiles"] - 1
+    share = min(max(tiles - 1, 0) / span, 1.0) if span > 0 else 1.0
+    return low + (high - low) * share
+
+
+def chip_mapping(layers: Sequence[LayerCounts], copies: int, chip: HardwareProfile) -> ChipMapping:
+    """The cores and tiles `copies` copies of the encoder take on `chip` (module docstring):
+    a core per population copy up to the chip's cores, never fewer than hold them all; a
+    profile without capacity figures is taken as one core on one tile."""
+    neurons = float(copies * sum(layer.width for layer in layers))
+    synapses = float(copies * sum(layer.synapses for layer in layers))
+    cores = 1
+    if chip.capacity:
+        per_core = chip.capacity["neuron_cores_per_chip"]
+        spread = min(copies * len(layers), int(per_core))
+        cores = max(
+            1,
+            spread,
+            math.ceil(neurons / (chip.capacity["neurons_per_chip"] / per_core)),
+            math.ceil(synapses / (chip.capacity["synapses_per_chip"] / per_core)),
+        )
+    tiles = math.ceil(cores / chip.capacity.get("cores_per_tile", 1)) if chip.capacity else 1
+    hops = 0.0 if tiles == 1 else 1.0
+    return ChipMapping(copies, neurons, synapses, cores, tiles, hops, barrier_sync_ns(tiles, chip))
+
+
+def step_time_ns(
+    layers: Sequence[LayerCounts],
+    chip: HardwareProfile,
+    mapping: ChipMapping,
+    steps_per_image: int,
+) -> float:
+    """Modelled time of one step when an image's work is spread over `steps_per_image` steps:
+    the busiest core's share of the synaptic ops and (active, inactive) neuron updates, or the
+    messages over the tiles' spike bandwidth if longer, plus the barrier sync."""
+    work = sum(
+        layer.synaptic_ops * chip["synaptic_op_ns"]
+        + layer.active_updates * chip["neuron_update_active_ns"]
+        + layer.inactive_updates * chip["neuron_update_inactive_ns"]
+        for layer in layers
     )
+    messages = sum(layer.input_events for layer in layers)
+    compute = work / steps_per_image / mapping.cores
+    # Gspike/s is spikes per ns
+    traffic = (
+        messages / steps_per_image / (mapping.tiles * chip["spike_bandwidth_per_tile_gspikes"])
+    )
+    return max(compute, traffic) + mapping.barrier_sync_ns
 
 
 @dataclass(frozen=True)
 class ChipFit:
-    """The encoder's neurons and (dense) synapses against one chip's published capacity."""
+    """The encoder's neurons and synapses (every copy of it) against one chip's published
+    capacity."""
 
     neurons: float
     synapses: float
@@ -267,15 +395,17 @@ class ChipFit:
         }
 
 
-def chip_fit(layers: Sequence[LayerCounts], chip: HardwareProfile) -> ChipFit | None:
-    """The encoder's neurons and (dense) synapses against one chip's published capacity;
-    None when the profile gives no capacity. Token rows are streamed through one copy of the
-    network, so one copy is what has to fit."""
+def chip_fit(
+    layers: Sequence[LayerCounts], chip: HardwareProfile, copies: int = 1
+) -> ChipFit | None:
+    """The neurons and synapses of `copies` copies of the encoder (the token-parallel layout
+    holds one per token row, the streaming layout one) against the chip's published capacity;
+    None when the profile gives no capacity."""
     if not chip.capacity:
         return None
     return ChipFit(
-        neurons=float(sum(layer.width for layer in layers)),
-        synapses=float(sum(layer.fan_in * layer.width for layer in layers)),
+        neurons=float(copies * sum(layer.width for layer in layers)),
+        synapses=float(copies * sum(layer.synapses for layer in layers)),
         neurons_per_chip=chip.capacity["neurons_per_chip"],
         synapses_per_chip=chip.capacity["synapses_per_chip"],
     )

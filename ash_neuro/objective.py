@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from ash_neuro.config import LossConfig
@@ -29,6 +30,7 @@ from ash_neuro.losses.mlm import TokenizerInfo
 from ash_neuro.models.ash_net import ASHNet
 from ash_neuro.models.augment import augment_pair
 from ash_neuro.models.outputs import TextOutput, VisualOutput
+from ash_neuro.models.semantic_abstract_encoder import silent_and_saturated
 from ash_neuro.registry import LOSSES
 
 
@@ -104,4 +106,17 @@ class PretrainingObjective(nn.Module):
         values = {name: loss(forward) for name, loss in self.losses.items()}
         values["total"] = sum(self.cfg.weights[name] * values[name] for name in self.losses)
         rates = {name: rate.detach() for name, rate in forward.visual.spike_rates.items()}
+        if forward.visual.spiking is not None:  # the training log's silent/saturated shares
+            rates |= neuron_share_log(forward.visual.spiking.layers, forward.visual.features.mask)
         return values, rates
+
+
+def neuron_share_log(layers: Mapping[str, Tensor], mask: Tensor | None) -> dict[str, Tensor]:
+    """{`lif1_silent`: share of lif1's neurons that never fired on the batch's real rows,
+    `lif1_saturated`: share that fired at every step, ...} (`silent_and_saturated`)."""
+    shares = {}
+    for name, spikes in layers.items():
+        silent, saturated = silent_and_saturated(spikes, mask)
+        shares[f"{name}_silent"] = torch.tensor(silent)
+        shares[f"{name}_saturated"] = torch.tensor(saturated)
+    return shares

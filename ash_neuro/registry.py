@@ -111,8 +111,17 @@ LOSSES: Registry = Registry(
     "loss.weights",
     tuple(
         f"ash_neuro.losses.{name}"
-        for name in ("itc", "itm", "mlm", "spike_contrastive", "stua", "stl", "spike_rate")
-    ),
+        for name in (
+            "itc",
+            "itm",
+            "mlm",
+            "spike_contrastive",
+            "stua",
+            "stl",
+            "spike_rate",
+            "neuron_rate",
+        )
+    ),  # fmt: skip
 )
 TASKS: Registry = Registry(
     "task",

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
 
 from ash_neuro.errors import cli_entry  # noqa: E402
-from ash_neuro.nir_export.contract import ExportVerificationError  # noqa: E402
+from ash_neuro.nir_export.contract import FIRST_LAYERS, ExportVerificationError  # noqa: E402
 from ash_neuro.nir_export.from_checkpoint import export_checkpoint  # noqa: E402
 from ash_neuro.nir_export.writer import ExportReport  # noqa: E402
 
@@ -49,6 +49,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--samples", type=int, default=8, help="images used to verify the export (default 8)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample inputs")
+    parser.add_argument(
+        "--first-layer",
+        choices=FIRST_LAYERS,
+        default="chip",
+        help="where the encoder's first Affine runs: in the graph, on the chip (default), or on "
+        "the host, left out of the graph, whose Input then takes that layer's outputs "
+        "one-to-one into the first LIF population; the contract records which",
+    )
     return parser.parse_args(argv)
 
 
@@ -82,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     start = time.perf_counter()
     try:
-        report = export_checkpoint(args.checkpoint, args.output, args.samples, args.seed)
+        report = export_checkpoint(
+            args.checkpoint, args.output, args.samples, args.seed, args.first_layer
+        )
     except ExportVerificationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -17,7 +17,8 @@ Processes (all from lava-nc 0.10):
   layer's leading latency.
 `Loihi2SimCfg(select_tag=mode)` picks float or bit-accurate models. Injector and Extractor
 have untagged models only, so they are named in `exception_proc_model_map`, as are our LIF
-models (restart from rest, per-neuron decays, voltage readout: hardware/lava_models/); in
+models (restart from rest, per-neuron decays, voltage readout: hardware/lava_models/) and our
+Sparse models (a binary input summed as a product, the same sums faster); in
 fixed_pt the injector sends int32, as Lava's fixed-point RingBuffer does. `--backend loihi2`
 builds the same network under `Loihi2HwCfg` with Lava's own LIFReset (its chip model), see
 `run_config`.
@@ -55,6 +56,8 @@ from hardware.lava_models import (
     PyLifPerNeuronModelFixed,
     PyLifPerNeuronModelFloat,
     PyLoihiInjectorModelFixed,
+    PySparseModelBitAccDot,
+    PySparseModelFloatDot,
     PyVoltageReadoutModelFixed,
     PyVoltageReadoutModelFloat,
     VoltageReadout,
@@ -320,6 +323,7 @@ def run_config(mode: str, backend: str = "sim"):
             LIFReset: PyLifFromRestModelFixed if fixed else PyLifFromRestModelFloat,
             LIFResetPerNeuron: PyLifPerNeuronModelFixed if fixed else PyLifPerNeuronModelFloat,
             VoltageReadout: PyVoltageReadoutModelFixed if fixed else PyVoltageReadoutModelFloat,
+            Sparse: PySparseModelBitAccDot if fixed else PySparseModelFloatDot,
         },
     )
 

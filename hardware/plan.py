@@ -12,6 +12,13 @@ latency`. A recurrent connection (a layer onto itself) is one such hop, so it de
 spikes of step t at step t + 1, as the reference's cycles do. Samples are streamed back to
 back; each layer clears its state at the first step of its own window, so sample boundaries
 pipeline through the network and a run takes `samples * T + depth` steps.
+
+Layout. `replicate(plan, copies)` lays `copies` independent copies of the network side by
+side: every population becomes `copies` populations in one (shape `(copies, *shape)`), every
+connection the block-diagonal matrix with one copy of its weights per block (a Lava `Sparse`),
+so `copies` samples run in the same T steps (`group_samples` / `ungroup_samples` fold them
+in and out). The token-parallel deployment runs all token rows of an image at once that way:
+an image takes T steps of the stream (T + depth for the first), not rows * T.
 """
 
 from __future__ import annotations
@@ -148,6 +155,72 @@ class LavaPlan:
 
     def replace(self, **changes) -> LavaPlan:
         return dataclasses.replace(self, **changes)
+
+
+def replicate(plan: LavaPlan, copies: int) -> LavaPlan:
+    """`copies` independent copies of `plan` side by side (see the module docstring): every
+    population `(copies, *shape)`, every connection block-diagonal (scipy sparse, one copy of
+    its weights per block; a CONSTANT input feeds every copy from the one constant), every
+    per-neuron parameter repeated per copy. Copy k of a population is fed only by copy k of
+    its sources, so copy k computes what the plan computes on sample k. One copy: `plan`."""
+    if copies < 1:
+        raise HarnessError(f"copies must be at least 1, got {copies}")
+    if copies == 1:
+        return plan
+    blocks = sparse.identity(copies, format="csr")
+
+    def connection(conn: Connection) -> Connection:
+        weight = sparse.csr_matrix(conn.weight)
+        if conn.source == CONSTANT:  # one constant source drives every copy
+            weight = sparse.vstack([weight] * copies, format="csr")
+        else:
+            weight = sparse.kron(blocks, weight, format="csr")
+        return dataclasses.replace(conn, weight=weight)
+
+    def per_neuron(value, size: int):
+        array = np.asarray(value)
+        return np.tile(array.reshape(-1), copies) if array.size == size else value
+
+    layers = tuple(
+        dataclasses.replace(
+            layer,
+            shape=(copies, *layer.shape),
+            du=per_neuron(layer.du, layer.size),
+            dv=per_neuron(layer.dv, layer.size),
+            bias_mant=per_neuron(layer.bias_mant, layer.size),
+            bias_exp=per_neuron(layer.bias_exp, layer.size),
+            v_rest=per_neuron(layer.v_rest, layer.size),
+            inputs=tuple(connection(conn) for conn in layer.inputs),
+        )
+        for layer in plan.layers
+    )
+    return plan.replace(
+        input_shape=(copies, *plan.input_shape),
+        output_shape=(copies, *plan.output_shape),
+        layers=layers,
+    )
+
+
+def group_samples(inputs: np.ndarray, copies: int) -> np.ndarray:
+    """Inputs `(samples, T, *shape)` as the inputs of `replicate(plan, copies)`: `(ceil(samples
+    / copies), T, copies, *shape)`, sample `g * copies + k` in copy k of group g; the last
+    group is padded with zero-input samples (their outputs are dropped by `ungroup_samples`)."""
+    samples, steps = inputs.shape[:2]
+    groups = -(-samples // copies)
+    padded = np.zeros((groups * copies, *inputs.shape[1:]), dtype=inputs.dtype)
+    padded[:samples] = inputs
+    grouped = padded.reshape(groups, copies, steps, *inputs.shape[2:])
+    return np.ascontiguousarray(np.swapaxes(grouped, 1, 2))
+
+
+def ungroup_samples(values: np.ndarray, samples: int, per_step: bool = True) -> np.ndarray:
+    """Undo `group_samples` on a replicated run's values: `(groups, T, copies, *shape)` (or,
+    `per_step` False, `(groups, copies, *shape)`) -> `(samples, T, *shape)` (`(samples,
+    *shape)`), padding dropped."""
+    if per_step:
+        values = np.swapaxes(values, 1, 2)
+    flat = values.reshape(-1, *values.shape[2:])
+    return flat[:samples]
 
 
 def loihi2_problems(plan: LavaPlan) -> list[str]:

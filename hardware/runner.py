@@ -71,12 +71,14 @@ def simulate_on_lava(
     quantise_on: str | Path | None = None,
     scheme: str = "explicit",
     quantise_as: str = "loihi",
+    parallel_samples: int = 1,
 ) -> LavaResult:
     """`run_on_lava` returning everything out.h5 holds: with `record_spikes`, every neuron
     node's spike trains too, the run's timings and in fixed_pt its `QuantisationReport`
     (`LavaResult.quantisation`). `quantise_on`: an in.h5 of calibration inputs for fixed_pt
     (`write_inputs`), else the run's own inputs. `scheme` and `quantise_as`: simulate.py's
-    --scheme (explicit or semi-implicit) and --quantise-as (loihi or netx)."""
+    --scheme (explicit or semi-implicit) and --quantise-as (loihi or netx); `parallel_samples`
+    its --parallel-samples (that many samples at once on copies of the network)."""
     if mode not in MODES:
         raise LavaError(f"unknown mode {mode!r}; use {' or '.join(MODES)}")
     inputs = np.asarray(inputs, dtype=np.float32)
@@ -89,6 +91,7 @@ def simulate_on_lava(
             str(python), str(SIMULATE), str(nir_path),
             "--input", str(in_path), "--out", str(out_path),
             "--mode", mode, "--timeout", str(timeout), "--scheme", scheme,
+            "--parallel-samples", str(parallel_samples),
         ]  # fmt: skip
         if dt is not None:
             command += ["--dt", repr(float(dt))]

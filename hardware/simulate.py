@@ -50,7 +50,10 @@ from hardware.plan import (  # noqa: E402
     QUANTISE_PROFILES,
     HarnessError,
     LavaPlan,
+    group_samples,
     loihi2_problems,
+    replicate,
+    ungroup_samples,
 )
 from hardware.quantisation_report import QuantisationReport  # noqa: E402
 from hardware.supervise import die_with_parent, run_watched  # noqa: E402
@@ -104,6 +107,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "default the run's own input; give every part of a data set the same file",
     )
     parser.add_argument(
+        "--parallel-samples",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N consecutive samples at once on N copies of the network side by side "
+        "(block-diagonal Sparse connections): a run of S samples takes ceil(S / N) * T + depth "
+        "steps instead of S * T + depth; default 1, samples streamed one after another",
+    )
+    parser.add_argument(
         "--record-spikes",
         action="store_true",
         help="also write every neuron node's spike trains (group `spikes`)",
@@ -119,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         return work(args)
     if not args.timeout > 0:
         raise HarnessError(f"--timeout must be positive, got {args.timeout}")
+    if args.parallel_samples < 1:
+        raise HarnessError(f"--parallel-samples must be at least 1, got {args.parallel_samples}")
     # a worker killed mid-write (the watchdog's SIGKILL, or the user's) left its out.h5 temporary
     remove_stale_temporaries(args.out)
     argv = sys.argv[1:] if argv is None else argv
@@ -172,12 +186,13 @@ def work(args: argparse.Namespace) -> int:
         if missing:
             raise HarnessError(missing)
     # Lava itself is imported only here, once the graph and the inputs have been checked.
-    from hardware.lava_network import LavaProcessFailed, run_plan
+    from hardware.lava_network import LavaProcessFailed
 
     # fixed_pt records every layer's spikes to check the 24-bit currents they drove.
     fixed = args.mode == "fixed_pt"
+    copies = min(args.parallel_samples, len(inputs))
     try:
-        run = run_plan(plan, inputs, args.record_spikes or fixed, args.backend)
+        run = run_copies(plan, inputs, copies, args.record_spikes or fixed, args.backend)
     except LavaProcessFailed as exc:
         print(f"error: the Lava run failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -189,16 +204,38 @@ def work(args: argparse.Namespace) -> int:
         if not args.record_spikes:
             run = dataclasses.replace(run, spikes=None)
     samples, steps = inputs.shape[:2]
-    print(
-        f"lava: {args.mode} ({args.scheme}, {args.backend}): {samples} samples x {steps} steps "
-        f"(+{plan.depth} latency) in {run.run_s:.2f} s, {run.ms_per_step:.2f} ms/step; build "
-        f"{run.build_s:.2f} s"
+    layout = (
+        f"{samples} samples x {steps} steps"
+        if copies == 1
+        else f"{samples} samples on {copies} copies side by side, {-(-samples // copies)} x "
+        f"{steps} steps"
     )
-    extra = {"backend": args.backend}
+    print(
+        f"lava: {args.mode} ({args.scheme}, {args.backend}): {layout} (+{plan.depth} latency) "
+        f"in {run.run_s:.2f} s, {run.ms_per_step:.2f} ms/step; build {run.build_s:.2f} s"
+    )
+    extra = {"backend": args.backend, "parallel_samples": copies}
     if fixed:
         extra["quantise_as"] = args.quantise_as
     write_outputs(args.out, _result(run, plan, quantisation, extra))
     return 0
+
+
+def run_copies(plan: LavaPlan, inputs, copies: int, record_spikes: bool, backend: str):
+    """`lava_network.run_plan` of `plan` on `inputs` (samples, T, *input_shape) with `copies`
+    samples at a time on copies of the network (`plan.replicate`); the run's values come back
+    per sample, as a run of `plan` itself returns them."""
+    from hardware.lava_network import run_plan
+
+    if copies == 1:
+        return run_plan(plan, inputs, record_spikes, backend)
+    samples = len(inputs)
+    run = run_plan(replicate(plan, copies), group_samples(inputs, copies), record_spikes, backend)
+    activity = {k: ungroup_samples(v, samples, per_step=False) for k, v in run.activity.items()}
+    spikes = run.spikes and {k: ungroup_samples(v, samples) for k, v in run.spikes.items()}
+    return dataclasses.replace(
+        run, output=ungroup_samples(run.output, samples), activity=activity, spikes=spikes
+    )
 
 
 def resolve_dt(graph: Path, dt: float | None, metadata: dict) -> float:

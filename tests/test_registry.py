@@ -34,7 +34,7 @@ BUILT_IN = {
     GRAPH_ENCODERS: ("none", "gat"),
     ADAPTERS: ("concat", "ratio"),
     FUSION_ENCODERS: ("cross_attention", "albef"),
-    LOSSES: ("itc", "itm", "mlm", "spike_contrastive", "stua", "stl", "spike_rate"),
+    LOSSES: ("itc", "itm", "mlm", "spike_contrastive", "stua", "stl", "spike_rate", "neuron_rate"),
     TASKS: ("retrieval", "vqa", "ve", "nlvr", "grounding"),
 }
 

@@ -2,14 +2,18 @@
 network in PyTorch (`python -m ash_neuro.deploy ckpt.pt encoder.nir --task retrieval`).
 
     images ─► visual concrete encoder (PyTorch) ─► currents (the export contract's encoding)
-        ├─► encoder.nir on Lava (.venv-lava, through hardware/runner.py: HDF5 in, HDF5 out)
+        ├─► [first Affine in PyTorch when the contract's `first_layer` is "host"]
+        │   ─► encoder.nir on Lava (.venv-lava, through hardware/runner.py: HDF5 in, HDF5 out;
+        │      an image's token rows side by side, `--layout token_parallel`, or streamed)
         └─► the semantic abstract encoder in Norse (identical currents)
     each side's spikes ─► adapter, embeddings, fusion and heads (PyTorch) ─► the task's metrics
 
 Reports, per Lava mode (floating_pt, fixed_pt): the task metric with Lava's spikes beside the
 metric with Norse's, per-layer spike agreement (fraction of equal (step, row, neuron) entries),
-firing rates, energy and latency estimates (`ash_neuro.energy`) and the simulator's own wall
-time; written as JSON, Markdown and PNG plots.
+firing rates, silent and saturated neuron shares, energy and latency estimates
+(`ash_neuro.energy`: Loihi-class, 45 nm FP32 and INT8, beside the ANN-equivalent; the host's
+first layer charged to the host) and the simulator's own wall time; written as JSON, Markdown
+and PNG plots (with `--frontier`, where it sits against `benchmarks/efficiency.py`'s frontier).
 
 Latency: Lava delivers each Dense hop one step late; hardware/simulate.py removes that
 pipeline latency (it returns spikes aligned with their input step) and reports it per layer,

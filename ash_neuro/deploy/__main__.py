@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ash_neuro.deploy import DeployError
 from ash_neuro.deploy.encoder_runs import CHIP, CHUNK
 from ash_neuro.deploy.records import DeploymentRecord
 from ash_neuro.deploy.report import write_report
 from ash_neuro.deploy.run import deploy
+from ash_neuro.energy import LAYOUTS
 from ash_neuro.errors import cli_entry
 from hardware.runner import MODES
 
@@ -44,7 +46,23 @@ def main(argv: list[str] | None = None) -> DeploymentRecord:
         default=CHIP,
         help="energy profile: loihi2, loihi (ash_neuro/energy_profiles) or a profile .json",
     )
+    parser.add_argument(
+        "--layout",
+        default="token_parallel",
+        choices=LAYOUTS,
+        help="how the chip holds an image's token rows: all at once on one copy of the encoder "
+        "each (token_parallel, default: T steps per image) or one after another through one "
+        "copy (streaming: rows x T steps), on Lava's simulator and in the chip model",
+    )
+    parser.add_argument(
+        "--frontier",
+        type=Path,
+        help="a frontier.json of benchmarks/efficiency.py: report.md says where this "
+        "deployment's energy sits against its points",
+    )
     args = parser.parse_args(argv)
+    if args.frontier is not None and not args.frontier.is_file():
+        raise DeployError(f"--frontier {args.frontier} not found; run benchmarks/efficiency.py")
     modes = (args.mode,) if args.mode else MODES
     record, rasters = deploy(
         args.checkpoint,
@@ -56,9 +74,10 @@ def main(argv: list[str] | None = None) -> DeploymentRecord:
         args.device,
         args.chunk,
         chip=args.chip,
+        layout=args.layout,
     )
     folder = args.report or args.checkpoint.parent / "deploy"
-    written = write_report(record, rasters, folder)
+    written = write_report(record, rasters, folder, args.frontier)
     print((folder / "report.md").read_text(), end="")
     print("written: " + ", ".join(str(p) for p in written))
     return record

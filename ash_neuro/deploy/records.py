@@ -13,12 +13,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ash_neuro.deploy import DeployError
-from ash_neuro.energy import ChipFit, HardwareProfile, LayerEnergy
+from ash_neuro.energy import (
+    LAYOUTS,
+    ChipFit,
+    ChipMapping,
+    HardwareProfile,
+    HostWork,
+    LayerEnergy,
+)
 from hardware.quantisation_report import QuantisationReport
 
 UJ_PER_PJ = 1e-6  # energies are computed in picojoules (ash_neuro.energy), reported in uJ
@@ -47,17 +54,22 @@ class SpikeAgreement:
 @dataclass(frozen=True)
 class NorseRecord:
     """The encoder in Norse (PyTorch): the task's metrics (percent) with its spikes, each
-    layer's firing rate (spikes per neuron per step) and its wall time per image (seconds)."""
+    layer's firing rate (spikes per neuron per step), its wall time per image (seconds) and
+    each layer's (silent, saturated) shares of neurons (`neuron_shares`: never firing, firing
+    at every step, over every deployed token row; `silent_and_saturated`)."""
 
     metrics: Mapping[str, float]
     firing_rates: Mapping[str, float]
     seconds_per_image: float
+    neuron_shares: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", dict(self.metrics))
         object.__setattr__(self, "firing_rates", dict(self.firing_rates))
+        object.__setattr__(self, "neuron_shares", _shares(self.neuron_shares))
         problems = _require(_named("metric", self.metrics), _real, "a number")
         problems += _require(_named("firing rate", self.firing_rates), _fraction, "in [0, 1]")
+        problems += _share_problems(self.neuron_shares)
         seconds = {"seconds_per_image": self.seconds_per_image}
         _raise_if(problems + _require(seconds, _non_negative, "a finite number >= 0"))
 
@@ -66,6 +78,7 @@ class NorseRecord:
             "metrics": dict(self.metrics),
             "firing_rates": dict(self.firing_rates),
             "seconds_per_image": self.seconds_per_image,
+            "neuron_shares": _shares_dict(self.neuron_shares),
         }
 
 
@@ -74,7 +87,7 @@ class SimulatorTiming:
     """Wall time of Lava's CPU simulator over every chunk of one mode's run, not chip time:
     building the networks (`build_s`), stepping them (`run_s`, `steps` steps in all) and the
     whole exchange with the harness (`wall_s`); per image, that wall time and the floor the
-    step time alone sets (the image's rows x T steps at the measured seconds per step)."""
+    step time alone sets (the image's steps at the measured seconds per step)."""
 
     build_s: float
     run_s: float
@@ -99,16 +112,20 @@ class SimulatorTiming:
         wall_s: float,
         steps: int,
         images: int,
-        rows_per_image: int,
-        time_steps: int,
+        steps_per_image: int,
     ) -> SimulatorTiming:
-        """The timing of a run of `images` images, `rows_per_image` x `time_steps` steps each."""
-        floor = run_s / steps * rows_per_image * time_steps
+        """The timing of a run of `images` images of `steps_per_image` steps each (rows x T
+        streamed, T with the rows side by side)."""
+        floor = run_s / steps * steps_per_image
         return cls(build_s, run_s, wall_s, steps, wall_s / images, floor)
 
     @property
     def ms_per_step(self) -> float:
         return 1000 * self.run_s / self.steps
+
+    @property
+    def images_per_s(self) -> float:
+        return 1 / self.seconds_per_image if self.seconds_per_image > 0 else math.inf
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -120,6 +137,7 @@ class SimulatorTiming:
             "ms_per_step": self.ms_per_step,
             "seconds_per_image": self.seconds_per_image,
             "step_floor_seconds_per_image": self.step_floor_seconds_per_image,
+            "images_per_s": self.images_per_s,
         }
 
 
@@ -128,16 +146,25 @@ class EnergyRecord:
     """Energy and modelled chip latency per image, from one run's measured activity: estimates
     from published per-operation figures (`ash_neuro.energy`), not measurements.
 
-    `layers`: each spiking layer's operations and energy on the `chip` profile and as an ANN on
-    the `ann` profile (picojoules); `chip_fit`: the encoder against the chip's capacity (None
-    when the profile publishes none); an image is `steps_per_image` steps (token rows x T) of
-    `step_time_ns` each on the chip model, `dt` seconds each of model time, and a run adds
-    `pipeline_fill_steps` once.
+    `layers`: each spiking population's operations and energy on the `chip` profile, its
+    arithmetic on the 45 nm FP32 (`ann`) and INT8 (`int8`) conventions, and the same layer as
+    an ANN on both (picojoules); `host`: the first Affine's arithmetic when it runs on the host
+    (zero on the chip), priced as INT8 beside the chip (the chip runs integers) and on each
+    45 nm convention; `layout`: how the chip holds an image's token rows (`token_parallel`: one
+    copy of the encoder per row, all at once; `streaming`: one copy, row after row), `mapping`
+    the cores and tiles that takes, `chip_fit` the copies against the chip's capacity (None
+    when the profile publishes none). An image occupies `steps_per_image` steps of the stream
+    (T, or rows x T streaming) of `step_time_ns` each on the chip model, its output leaving
+    `pipeline_fill_steps` steps after the last (one per hop): `latency_steps_per_image`.
     """
 
     chip: HardwareProfile
     ann: HardwareProfile
+    int8: HardwareProfile
     layers: tuple[LayerEnergy, ...]
+    host: HostWork
+    layout: str
+    mapping: ChipMapping
     chip_fit: ChipFit | None
     steps_per_image: int
     pipeline_fill_steps: int
@@ -149,32 +176,56 @@ class EnergyRecord:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
-        kinds = (self.chip.kind, self.ann.kind)
+        kinds = (self.chip.kind, self.ann.kind, self.int8.kind)
         problems = [] if self.layers else ["energy needs at least one layer"]
-        if kinds != ("neuromorphic", "ann"):
-            problems.append(f"energy needs a neuromorphic and an ANN profile, got {kinds}")
+        if kinds != ("neuromorphic", "ann", "ann"):
+            problems.append(f"energy needs a neuromorphic and two ANN profiles, got {kinds}")
+        if self.layout not in LAYOUTS:
+            problems.append(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         steps = {"steps_per_image": self.steps_per_image}
         problems += _require(steps, _count(1), "a positive integer")
         fill = {"pipeline_fill_steps": self.pipeline_fill_steps}
         problems += _require(fill, _count(0), "an integer >= 0")
         times = {"step_time_ns": self.step_time_ns, "dt": self.dt}
         problems += _require(times, _positive, "a positive number")
+        host = {"host macs": self.host.macs, "host accumulates": self.host.accumulates}
+        problems += _require(host, _non_negative, "a finite number >= 0")
         for layer in self.layers:
             figures = {f"{layer.name} {k}": getattr(layer, k) for k in ENERGY_FIGURES}
             problems += _require(figures, _non_negative, "a finite number >= 0")
         _raise_if(problems)
 
     @property
+    def host_uj_per_image(self) -> float:
+        """The host's first Affine priced as INT8 (beside the chip's integer events)."""
+        return self.host.pj(self.int8) * UJ_PER_PJ
+
+    @property
     def snn_uj_per_image(self) -> float:
-        return sum(e.snn_pj for e in self.layers) * UJ_PER_PJ
+        """Loihi-class: the chip's events plus the host's work (`host_uj_per_image`)."""
+        return sum(e.snn_pj for e in self.layers) * UJ_PER_PJ + self.host_uj_per_image
 
     @property
     def snn_ops_on_ann_profile_uj_per_image(self) -> float:
-        return sum(e.snn_on_ann_pj for e in self.layers) * UJ_PER_PJ
+        """45 nm FP32: the SNN's arithmetic, the host's included."""
+        return (sum(e.snn_on_ann_pj for e in self.layers) + self.host.pj(self.ann)) * UJ_PER_PJ
+
+    @property
+    def snn_ops_on_int8_uj_per_image(self) -> float:
+        """45 nm INT8: the SNN's arithmetic, the host's included."""
+        return (sum(e.snn_on_int8_pj for e in self.layers) + self.host.pj(self.int8)) * UJ_PER_PJ
 
     @property
     def ann_uj_per_image(self) -> float:
         return sum(e.ann_pj for e in self.layers) * UJ_PER_PJ
+
+    @property
+    def ann_int8_uj_per_image(self) -> float:
+        return sum(e.ann_int8_pj for e in self.layers) * UJ_PER_PJ
+
+    @property
+    def latency_steps_per_image(self) -> int:
+        return self.steps_per_image + self.pipeline_fill_steps
 
     @property
     def step_time_us(self) -> float:
@@ -182,7 +233,13 @@ class EnergyRecord:
 
     @property
     def chip_latency_ms_per_image(self) -> float:
-        return self.steps_per_image * self.step_time_ns * 1e-6
+        """From an image's first input to its last output on the chip model."""
+        return self.latency_steps_per_image * self.step_time_ns * 1e-6
+
+    @property
+    def chip_images_per_s(self) -> float:
+        """Images back to back on the chip model: one every `steps_per_image` steps."""
+        return 1e9 / (self.steps_per_image * self.step_time_ns)
 
     @property
     def biological_time_ms_per_image(self) -> float:
@@ -202,7 +259,7 @@ class EnergyRecord:
                     "capacity": p.capacity,
                     "capacity_sources": p.capacity_sources,
                 }
-                for p in (self.chip, self.ann)
+                for p in (self.chip, self.ann, self.int8)
             },
             "layers": [
                 {
@@ -217,6 +274,11 @@ class EnergyRecord:
                     "snn_ops_on_ann_profile_uj": e.snn_on_ann_pj * UJ_PER_PJ,
                     "ann_macs": e.ann_macs,
                     "ann_uj": e.ann_pj * UJ_PER_PJ,
+                    # added with the INT8 convention and active/inactive updates
+                    "active_updates": e.active_updates,
+                    "learning_uj": e.learning_pj * UJ_PER_PJ,
+                    "snn_ops_on_int8_uj": e.snn_on_int8_pj * UJ_PER_PJ,
+                    "ann_int8_uj": e.ann_int8_pj * UJ_PER_PJ,
                 }
                 for e in self.layers
             ],
@@ -228,18 +290,42 @@ class EnergyRecord:
             "step_time_us": self.step_time_us,
             "chip_latency_ms_per_image": self.chip_latency_ms_per_image,
             "biological_time_ms_per_image": self.biological_time_ms_per_image,
+            # added with the layouts, the host's first layer and the INT8 convention
+            "layout": self.layout,
+            "mapping": self.mapping.to_dict(),
+            "host": {
+                "macs": self.host.macs,
+                "accumulates": self.host.accumulates,
+                "uj": self.host_uj_per_image,
+            },
+            "snn_ops_on_int8_uj_per_image": self.snn_ops_on_int8_uj_per_image,
+            "ann_int8_uj_per_image": self.ann_int8_uj_per_image,
+            "latency_steps_per_image": self.latency_steps_per_image,
+            "chip_images_per_s": self.chip_images_per_s,
         }
 
 
-ENERGY_FIGURES = ("synaptic_ops", "neuron_updates", "messages", "snn_pj", "ann_macs", "ann_pj")
+ENERGY_FIGURES = (
+    "synaptic_ops",
+    "neuron_updates",
+    "active_updates",
+    "messages",
+    "snn_pj",
+    "snn_on_ann_pj",
+    "snn_on_int8_pj",
+    "ann_macs",
+    "ann_pj",
+    "ann_int8_pj",
+)
 
 
 @dataclass(frozen=True)
 class LavaModeRecord:
     """The encoder on Lava in one mode: the task's metrics (percent) with Lava's spikes, their
     agreement with Norse's, firing rates, the pipeline latency the harness removed per layer
-    (steps), the simulator's time, the quantisation report (fixed_pt; None in floating_pt)
-    and the energy estimate of the run's activity."""
+    (steps), the simulator's time, the quantisation report (fixed_pt; None in floating_pt),
+    the energy estimate of the run's activity and each layer's (silent, saturated) shares of
+    neurons (as `NorseRecord`'s)."""
 
     metrics: Mapping[str, float]
     agreement: SpikeAgreement
@@ -248,11 +334,14 @@ class LavaModeRecord:
     simulator: SimulatorTiming
     quantisation: QuantisationReport | None
     energy: EnergyRecord
+    neuron_shares: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("metrics", "firing_rates", "pipeline_latency_steps"):
             object.__setattr__(self, name, dict(getattr(self, name)))
+        object.__setattr__(self, "neuron_shares", _shares(self.neuron_shares))
         problems = _require(_named("metric", self.metrics), _real, "a number")
+        problems += _share_problems(self.neuron_shares)
         problems += _require(_named("firing rate", self.firing_rates), _fraction, "in [0, 1]")
         latency = _named("pipeline latency of", self.pipeline_latency_steps)
         problems += _require(latency, _count(1), "a positive number of steps")
@@ -283,6 +372,7 @@ class LavaModeRecord:
             "simulator": self.simulator.to_dict(),
             "quantisation": None if self.quantisation is None else self.quantisation.text(),
             "energy": self.energy.to_dict(),
+            "neuron_shares": _shares_dict(self.neuron_shares),
         }
 
 
@@ -347,6 +437,23 @@ class DeploymentRecord:
             "norse": self.norse.to_dict(),
             "modes": {mode: result.to_dict() for mode, result in self.modes.items()},
         }
+
+
+def _shares(shares: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    return {name: tuple(pair) for name, pair in dict(shares).items()}
+
+
+def _shares_dict(shares: Mapping[str, tuple[float, float]]) -> dict[str, dict[str, float]]:
+    return {name: {"silent": a, "saturated": b} for name, (a, b) in shares.items()}
+
+
+def _share_problems(shares: Mapping[str, tuple[float, ...]]) -> list[str]:
+    values = {}
+    for name, pair in shares.items():
+        if len(pair) != 2:
+            return [f"neuron shares of {name} must be (silent, saturated), got {pair!r}"]
+        values |= {f"silent share of {name}": pair[0], f"saturated share of {name}": pair[1]}
+    return _require(values, _fraction, "in [0, 1]")
 
 
 def _raise_if(problems: list[str]) -> None:

@@ -29,7 +29,7 @@ from ash_neuro.deploy.encoder_runs import (
     spike_agreement,
 )
 from ash_neuro.deploy.records import DeploymentRecord, LavaModeRecord, NorseRecord
-from ash_neuro.energy import load_profile
+from ash_neuro.energy import LAYOUTS, load_profile
 from ash_neuro.models.ash_net import ASHNet
 from ash_neuro.models.factory import LoadedModel, load_model, reads_instance_maps
 from ash_neuro.models.outputs import (
@@ -124,7 +124,9 @@ def check_belongs(model: ASHNet, contract: EncoderContract, nir_path: Path) -> N
             "it again with `python export/to_nir.py ckpt.pt`"
         ) from None
     affine = [n for n in graph.nodes.values() if isinstance(n, nir.Affine | nir.Linear)]
-    for layer in (m for m in encoder.network if isinstance(m, torch.nn.Linear)):
+    linears = [m for m in encoder.network if isinstance(m, torch.nn.Linear)]
+    # with the first layer on the host, that layer is the checkpoint's, not the graph's
+    for layer in linears[1:] if contract.first_layer == "host" else linears:
         weight = layer.weight.detach().cpu().numpy()
         if not any(
             n.weight.shape == weight.shape and np.allclose(n.weight, weight, atol=1e-6)
@@ -202,9 +204,12 @@ def deploy(
     chunk: int = CHUNK,
     seed: int = 0,
     chip: str = CHIP,
+    layout: str = "token_parallel",
 ) -> tuple[DeploymentRecord, dict[str, dict[str, np.ndarray]]]:
     """Run the deployment; returns (its record, every side's spikes of the first image
-    `{side: {layer: (T, rows_per_image, width)}}` for the raster plot)."""
+    `{side: {layer: (T, rows_per_image, width)}}` for the raster plot). `layout`: how the chip
+    holds an image's token rows (`token_parallel`, all at once on copies of the encoder, or
+    `streaming`, one after another), on Lava's simulator and in the chip model."""
     for mode in modes:
         if mode not in MODES:
             raise DeployError(f"unknown mode {mode!r}; use {' or '.join(MODES)}")
@@ -212,6 +217,8 @@ def deploy(
         raise DeployError(f"--limit must be at least 1 image, got {limit}")
     if chunk < 1:
         raise DeployError(f"--chunk must be at least 1 image per Lava build, got {chunk}")
+    if layout not in LAYOUTS:
+        raise DeployError(f"unknown --layout {layout!r}; use {' or '.join(LAYOUTS)}")
     load_profile(chip)  # a bad --chip fails before any work
     contract = encoder_contract(nir_path)
     torch_device = resolve_device(device)
@@ -227,6 +234,12 @@ def deploy(
     features, currents = encoder_currents(model, pixels, torch_device, seed, maps)
     rows = contract.tokens_per_image
     norse = run_norse(model, currents.to(torch_device))
+    # the graph's input: the currents, or the host's first Affine of them (`first_layer`)
+    graph_input = currents
+    if contract.first_layer == "host":
+        with torch.no_grad():
+            encoder = model.semantic_abstract_encoder
+            graph_input = encoder.first_layer_currents(currents.to(torch_device)).cpu()
     names = list(norse.layers)
     output = names[-1]
 
@@ -241,7 +254,7 @@ def deploy(
     rasters = {"norse": {n: s[:, :rows] for n, s in norse.layers.items()}}
     lava_modes = {}
     for mode in modes:
-        lava = run_lava(nir_path, currents, rows, names, mode, chunk)
+        lava = run_lava(nir_path, graph_input, rows, names, mode, chunk, layout)
         lava_modes[mode] = LavaModeRecord(
             metrics={k: v for k, v in evaluate(lava.layers).items() if k != "n"},
             agreement=spike_agreement(lava.layers, norse.layers),
@@ -249,7 +262,10 @@ def deploy(
             pipeline_latency_steps=lava.latency,
             simulator=lava.simulator,
             quantisation=lava.quantisation,
-            energy=price_activity(lava, currents, contract, images, chip),
+            neuron_shares=lava.neuron_shares(),
+            energy=price_activity(
+                lava, currents, contract, images, chip, layout, graph_input.numpy()
+            ),
         )
         rasters[mode] = {n: s[:, :rows] for n, s in lava.layers.items()}
     record = DeploymentRecord(
@@ -264,7 +280,9 @@ def deploy(
         time_steps=contract.time_steps,
         dt=contract.dt,
         layer_sizes=dict(zip(names, contract.layer_sizes)),
-        norse=NorseRecord(norse_metrics, norse.firing_rates(), norse.seconds / images),
+        norse=NorseRecord(
+            norse_metrics, norse.firing_rates(), norse.seconds / images, norse.neuron_shares()
+        ),
         modes=lava_modes,
     )
     return record, rasters

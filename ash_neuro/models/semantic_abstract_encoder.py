@@ -91,6 +91,24 @@ def row_mean(spikes: Tensor, mask: Tensor | None) -> Tensor:
     return (spikes * real).sum() / (real.sum() * spikes.shape[0] * spikes.shape[2]).clamp(min=1)
 
 
+def neuron_rates(spikes: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Each neuron's firing rate `(width,)`: one layer's spikes `(T, rows, width)` averaged over
+    the steps and the rows where `mask` (`rows` elements, bool) is True; every row when None.
+    Differentiable through surrogate spikes (the per-neuron rate regulariser)."""
+    if mask is None:
+        return spikes.mean(dim=(0, 1))
+    real = mask.reshape(1, -1, 1).to(spikes.dtype)
+    return (spikes * real).sum(dim=(0, 1)) / (real.sum() * spikes.shape[0]).clamp(min=1)
+
+
+def silent_and_saturated(spikes: Tensor, mask: Tensor | None = None) -> tuple[float, float]:
+    """The shares of one layer's neurons `(T, rows, width)` that never fire (on no real row, at
+    no step) and that fire at every step of every real row: neurons that carry no information
+    and, on a chip, cost energy (an update every step; a saturated one a spike every step)."""
+    rates = neuron_rates(spikes.detach().float(), mask)
+    return float((rates == 0).float().mean()), float((rates == 1).float().mean())
+
+
 @SPIKING_ENCODERS.register("lif_stack")
 class SemanticAbstractEncoder(nn.Module):
     """Visual tokens `(batch, tokens, in_dim)` -> `SpikeTrains` (spikes `(T, batch, tokens,
@@ -127,6 +145,17 @@ class SemanticAbstractEncoder(nn.Module):
         """
         first = self.network[0]
         return self._simulate([first(step) for step in currents.unbind(0)])
+
+    def first_layer_currents(self, currents: Tensor) -> Tensor:
+        """What the first Linear makes of currents `(T, rows, in_dim)`: `(T, rows, width)`, the
+        input of the first LIF layer (what the host sends when it runs that layer)."""
+        first = self.network[0]
+        return torch.stack([first(step) for step in currents.unbind(0)])
+
+    def run_from_first_layer(self, drive: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """`run` from the first Linear's outputs `(T, rows, width)` on (`first_layer_currents`),
+        as a graph whose first layer runs on the host computes."""
+        return self._simulate(list(drive.unbind(0)))
 
     def _simulate(self, drive: list[Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """`run` from the first Linear's outputs on, one `(rows, width)` tensor per step."""

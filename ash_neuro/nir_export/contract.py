@@ -19,7 +19,9 @@ from typing import Any
 from ash_neuro.errors import AshError
 
 CONTRACT_SCHEMA = "ash-neuro/encoder-contract"
-CONTRACT_VERSION = 1
+# 2: `first_layer` (where the first Affine runs); a version-1 contract, written before that
+# choice existed, is read as the first layer on the chip (`EncoderContract.from_dict`)
+CONTRACT_VERSION = 2
 METADATA_KEY = "ash_neuro_contract"
 # How `SemanticAbstractEncoder.encode_input` turns visual tokens into currents, for consumers
 # that compute the currents themselves (kept equal to the model's ENCODINGS by a test).
@@ -31,6 +33,17 @@ ENCODING_DESCRIPTIONS = {
     "independently per step and element (rate coding); features as for 'current'",
 }
 ENCODINGS = tuple(ENCODING_DESCRIPTIONS)
+# Where the encoder's first Affine runs, and so what the graph's Input takes.
+FIRST_LAYER_DESCRIPTIONS = {
+    "chip": "the graph holds every layer: its Input takes the currents (time_steps, rows, "
+    "in_dim) and its first Affine runs on the neuromorphic chip, graded currents into dense "
+    "synapses every step",
+    "host": "the first Affine runs on the host, not in the graph: the host computes "
+    "W1 @ currents[t] + b1 with the encoder's first Linear layer (the checkpoint's), once per "
+    "token for a constant coding, and the graph's Input takes that (time_steps, rows, "
+    "layer_sizes[0]), delivered one-to-one to the first LIF population",
+}
+FIRST_LAYERS = tuple(FIRST_LAYER_DESCRIPTIONS)
 # What Norse computes, in NIR's terms; the derivation is in `mapping.lif_box_to_nir`.
 SEMANTICS = (
     "NIR LIF by forward Euler with step dt: v += (dt / tau) * ((v_leak - v) + r * I); spike "
@@ -62,6 +75,11 @@ class EncoderContract:
     describes the encoder whose tokens the currents are made of (a pretrained backbone's name,
     input size, normalisation and token layout; `in_dim` is its token width), for a consumer
     that computes the currents itself ("" in contracts written before it was recorded).
+
+    `first_layer` ("chip" or "host", `FIRST_LAYER_DESCRIPTIONS`) says where the encoder's first
+    Affine runs: in the graph (its Input takes the currents, `in_dim` wide) or on the host (the
+    graph starts at the first LIF population and its Input takes the host's `W1 x + b1`,
+    `layer_sizes[0]` wide: `graph_in_dim`).
     """
 
     time_steps: int
@@ -76,6 +94,7 @@ class EncoderContract:
     input_node: str = "input"
     output_node: str = "output"
     visual_encoder: str = ""
+    first_layer: str = "chip"
     semantics: str = SEMANTICS
     schema: str = CONTRACT_SCHEMA
     version: int = CONTRACT_VERSION
@@ -106,6 +125,8 @@ class EncoderContract:
             )
         if self.input_encoding not in ENCODINGS:
             problems.append(f"input_encoding must be one of {', '.join(ENCODINGS)}")
+        if self.first_layer not in FIRST_LAYERS:
+            problems.append(f"first_layer must be one of {', '.join(FIRST_LAYERS)}")
         for name in ("encoding", "semantics", "input_node", "output_node"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 problems.append(f"{name} must be a non-empty string")
@@ -113,6 +134,12 @@ class EncoderContract:
             problems.append("visual_encoder must be a string")
         if problems:
             raise NIRExportError("invalid encoder contract: " + "; ".join(problems))
+
+    @property
+    def graph_in_dim(self) -> int:
+        """Width of the graph's Input: the currents' (`in_dim`), or with the first layer on
+        the host, the first Affine's output (`layer_sizes[0]`)."""
+        return self.in_dim if self.first_layer == "chip" else self.layer_sizes[0]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -128,6 +155,13 @@ class EncoderContract:
         unknown = sorted(set(data) - names)
         if unknown:
             raise NIRExportError(f"invalid encoder contract: unknown keys {', '.join(unknown)}")
+        if (
+            data.get("version") == 1
+            and data.get("schema") == CONTRACT_SCHEMA
+            and "first_layer" not in data
+        ):
+            # written before `first_layer` existed: every graph then held its first Affine
+            data = {**data, "version": CONTRACT_VERSION, "first_layer": "chip"}
         try:
             return cls(**data)
         except TypeError as exc:

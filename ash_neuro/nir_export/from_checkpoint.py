@@ -21,10 +21,13 @@ def export_checkpoint(
     output: str | Path | None = None,
     samples: int = 8,
     seed: int = 0,
+    first_layer: str = "chip",
 ) -> ExportReport:
     """Export the semantic abstract encoder of an ash-neuro checkpoint, pre-trained or
     fine-tuned (default output: `encoder.nir` beside it), verified on `samples` images pushed
-    through the model's own visual encoder and input encoding."""
+    through the model's own visual encoder and input encoding. `first_layer` "host" leaves the
+    first Affine out of the graph (`contract.FIRST_LAYER_DESCRIPTIONS`); the verification then
+    drives the graph with that layer's outputs."""
     from ash_neuro.models.factory import load_model, reads_instance_maps
 
     if samples < 1:
@@ -47,6 +50,7 @@ def export_checkpoint(
         input_gain=float(encoder.input_gain),
         encoding=ENCODING_DESCRIPTIONS[encoder.encoding],
         visual_encoder=describe_visual(loaded.cfg.model.visual.kind, visual),
+        first_layer=first_layer,
     )
     size = visual.image_size
     world = loaded.data.location if loaded.data.kind == "world" else None
@@ -60,12 +64,18 @@ def export_checkpoint(
         f"'{encoder.encoding}' input encoding: currents {tuple(currents.shape)}"
     )
     output = Path(output) if output is not None else checkpoint.with_name("encoder.nir")
+    run_original = lambda x: encoder.run(x)[0]  # noqa: E731
+    if first_layer == "host":
+        with torch.no_grad():
+            currents = encoder.first_layer_currents(currents)
+        described += f", the first Affine on the host: {tuple(currents.shape)}"
+        run_original = lambda x: encoder.run_from_first_layer(x)[0]  # noqa: E731
     return export_network(
         encoder.network,
         contract,
         output,
         currents,
-        run_original=lambda x: encoder.run(x)[0],
+        run_original=run_original,
         samples=described,
     )
 

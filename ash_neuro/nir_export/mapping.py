@@ -160,6 +160,27 @@ def network_to_nir(
         raise NIRExportError(f"the NIR graph does not type-check: {exc}") from None
 
 
+def without_first_affine(graph: nir.NIRGraph) -> nir.NIRGraph:
+    """The graph with its first Affine left to the host (the contract's `first_layer`
+    "host"): the Input, now as wide as that Affine's output, feeds the first LIF directly,
+    one input per neuron (NIR's Input -> LIF edge: the identity)."""
+    order = chain_order(graph)
+    input_name, first, lif = order[0], order[1], order[2]
+    if not isinstance(graph.nodes[first], nir.Affine) or not isinstance(graph.nodes[lif], nir.LIF):
+        raise NIRExportError(
+            f"the first layer can run on the host only when an Affine feeds a LIF first, not "
+            f"{type(graph.nodes[first]).__name__} -> {type(graph.nodes[lif]).__name__}"
+        )
+    width = int(np.asarray(graph.nodes[first].weight).shape[0])
+    nodes = {name: node for name, node in graph.nodes.items() if name != first}
+    nodes[input_name] = nir.Input(input_type={"input": np.array([width])})
+    edges = [(input_name, lif)] + [e for e in graph.edges if first not in e]
+    try:
+        return nir.NIRGraph(nodes=nodes, edges=edges, metadata=dict(graph.metadata))
+    except ValueError as exc:  # NIR's type check
+        raise NIRExportError(f"the NIR graph does not type-check: {exc}") from None
+
+
 def _upstream_changed(name: str, node: Any, key: str = "") -> NIRExportError:
     what = f"its {key}" if key else f"a {type(node).__name__}"
     return NIRExportError(

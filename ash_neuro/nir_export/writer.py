@@ -28,7 +28,13 @@ from ash_neuro.nir_export.contract import (
     sidecar_path,
     sidecar_text,
 )
-from ash_neuro.nir_export.mapping import chain_order, float32_notes, network_to_nir, node_types
+from ash_neuro.nir_export.mapping import (
+    chain_order,
+    float32_notes,
+    network_to_nir,
+    node_types,
+    without_first_affine,
+)
 
 
 @dataclass
@@ -56,6 +62,9 @@ def export_network(
 
     `currents` (T, rows, in_dim) drive the verification; `run_original` maps them to output
     spikes (T, rows, out_dim) the way the model does (default: `run_network(network, ...)`).
+    With `contract.first_layer` "host" the graph leaves out the first Affine and `currents`
+    are what the host sends, that Affine's output (T, rows, layer_sizes[0]), which
+    `run_original` then maps to the output spikes.
     Both files are written to temporaries beside their targets, the graph is read back and
     checked, and only then are they moved into place; a failed check leaves nothing behind.
     """
@@ -63,7 +72,11 @@ def export_network(
     path = Path(path)
     notes = float32_notes(network)
     graph = network_to_nir(network, {METADATA_KEY: contract.to_json()})
+    if contract.first_layer == "host":
+        graph = without_first_affine(graph)
     _check_contract(graph, contract)
+    if run_original is None and contract.first_layer == "host":
+        raise NIRExportError("a graph without its first Affine needs run_original")
     run_original = run_original or (lambda x: verify.run_network(network, x))
     original = verify.record_spikes(network, lambda: run_original(currents))
 
@@ -127,10 +140,11 @@ def _check_contract(graph: nir.NIRGraph, contract: EncoderContract) -> None:
         int(graph.nodes[contract.output_node].output_type["output"][0]),
         lifs,
     )
-    if found != (contract.in_dim, contract.out_dim, contract.layer_sizes):
+    if found != (contract.graph_in_dim, contract.out_dim, contract.layer_sizes):
         raise NIRExportError(
-            f"the contract's in_dim, out_dim, layer_sizes {contract.in_dim}, {contract.out_dim}, "
-            f"{contract.layer_sizes} do not match the network's {found[0]}, {found[1]}, {found[2]}"
+            f"the contract's graph input, out_dim, layer_sizes {contract.graph_in_dim}, "
+            f"{contract.out_dim}, {contract.layer_sizes} (first layer on the "
+            f"{contract.first_layer}) do not match the graph's {found[0]}, {found[1]}, {found[2]}"
         )
 
 

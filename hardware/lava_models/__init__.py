@@ -11,7 +11,12 @@ Lava and NumPy only.
 - `LIFResetPerNeuron`: LIFReset with one du and one dv per neuron, and its models;
 - `VoltageReadout`: a per-neuron LIFReset that never spikes and sends its voltage (LI, CubaLI,
   I), and its models;
-- `PyLoihiInjectorModelFixed`: the injector sending int32, for fixed_pt Dense.
+- `PyLoihiInjectorModelFixed`: the injector sending int32, for fixed_pt Dense;
+- `PySparseModelFloatDot`, `PySparseModelBitAccDot`: Lava's Sparse models, a binary spike
+  vector multiplied into the weights (`weights @ s`) instead of summing the columns it selects
+  (`weights[:, s].sum(axis=1)`): the same sums (the integer ones exactly), about 3x faster for
+  the block-diagonal matrices of the token-parallel layout, whose column slicing dominates a
+  step (simulator only; the chip runs Lava's own Sparse).
 
 Per-neuron decays. Lava's LIF declares du and dv as shape-(1,) Vars and its models type them as
 a Python float (floating_pt) or a 12-bit int (fixed_pt), so a population holds one decay each.
@@ -33,6 +38,7 @@ from lava.magma.core.process.variable import Var
 from lava.proc.io.injector import PyLoihiInjectorModel
 from lava.proc.lif.models import PyLifResetModelBitAcc, PyLifResetModelFloat
 from lava.proc.lif.process import LIFReset
+from lava.proc.sparse.models import PySparseModelBitAcc, PySparseModelFloat
 
 
 class PyLoihiInjectorModelFixed(PyLoihiInjectorModel):
@@ -109,3 +115,35 @@ class PyVoltageReadoutModelFloat(_SendVoltage, PyLifPerNeuronModelFloat):
 
 class PyVoltageReadoutModelFixed(_SendVoltage, PyLifPerNeuronModelFixed):
     implements_process = VoltageReadout
+
+
+class _SpikesAsProduct:
+    """Lava's Sparse `run_spk` with a binary input summed as `weights @ s`: a row's sum over
+    the columns where s is 1, which Lava's own model forms by slicing those columns out first.
+    Graded input (num_message_bits > 0) is Lava's own path already; the fixed-point model
+    keeps Lava's weight scaling (`weights_set`) and exponent shift."""
+
+    def run_spk(self) -> None:
+        if self.num_message_bits.item() > 0:
+            return super().run_spk()
+        if hasattr(self, "weights_set") and not self.weights_set:
+            return super().run_spk()  # Lava's first step scales the weights
+        self.a_out.send(self.a_buff)
+        spikes = self.s_in.recv()
+        summed = self.weights.dot((spikes != 0).astype(self.weights.dtype))
+        self.a_buff = self._scaled(summed)
+
+    def _scaled(self, summed: np.ndarray) -> np.ndarray:
+        return summed
+
+
+class PySparseModelFloatDot(_SpikesAsProduct, PySparseModelFloat):
+    """floating_pt Sparse (`implements_process` and tags inherited from Lava's model)."""
+
+
+class PySparseModelBitAccDot(_SpikesAsProduct, PySparseModelBitAcc):
+    """fixed_pt Sparse: the integer sums shifted by the weight exponent, as Lava's model does."""
+
+    def _scaled(self, summed: np.ndarray) -> np.ndarray:
+        exp = self.weight_exp
+        return np.left_shift(summed, exp) if exp > 0 else np.right_shift(summed, -exp)

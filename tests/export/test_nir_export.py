@@ -307,5 +307,5 @@ def test_snntorch_runs_the_graph_like_norse(tmp_path):
 
 def test_a_contract_that_does_not_describe_the_network_is_refused(tmp_path):
     wrong = EncoderContract.from_dict({**contract_for().to_dict(), "layer_sizes": [20, 8]})
-    with pytest.raises(NIRExportError, match=r"do not match the network's 12, 8, \(24, 8\)"):
+    with pytest.raises(NIRExportError, match=r"do not match the graph's 12, 8, \(24, 8\)"):
         export_network(encoder_network(), wrong, tmp_path / "encoder.nir", currents())

@@ -220,3 +220,39 @@ def test_a_pretrained_visual_backbone_sets_and_records_the_encoders_input_width(
     assert str(folder) in contract.visual_encoder and "width 24" in contract.visual_encoder
     graph = nir.read(ckpt.parent / "encoder.nir")
     assert list(graph.nodes["input"].input_type["input"]) == [24]
+
+
+def test_first_layer_on_the_host_leaves_the_first_affine_out(tmp_path, capsys):
+    """--first-layer host: the graph starts at the first LIF, its Input as wide as that layer
+    and fed one-to-one; the contract says so; the graph is verified on the first Affine's
+    outputs against the encoder (norse.from_nir and the NumPy reference, both 100%)."""
+    ckpt = make_checkpoint(tmp_path / "run" / "ckpt.pt")
+    assert load_cli().main([str(ckpt), "--first-layer", "host"]) == 0
+    out = capsys.readouterr().out
+    assert "nodes: Input, LIF x2, Affine, Output" in out
+    assert "the first Affine on the host: (5, " in out
+    assert "norse.from_nir of the written file vs the encoder: 100.00% of output spikes" in out
+    assert "NIR's equations (NumPy, forward Euler) vs the encoder: 100.00%" in out
+    assert float(out.split("output spike rate: ")[1].split()[0]) > 0.01
+    path = ckpt.parent / "encoder.nir"
+    contract = read_contract(path)
+    assert contract.first_layer == "host" and contract.graph_in_dim == 24
+    assert (contract.in_dim, contract.layer_sizes) == (16, (24, 12))
+    graph = nir.read(path)
+    assert list(graph.nodes["input"].input_type["input"]) == [24]
+    first_lif = next(name for name, node in graph.nodes.items() if isinstance(node, nir.LIF))
+    assert ("input", first_lif) in graph.edges
+    (affine,) = [n for n in graph.nodes.values() if isinstance(n, nir.Affine)]
+    assert affine.weight.shape == (12, 24)  # the second layer; the first is the host's
+
+
+def test_a_version_1_contract_reads_as_the_first_layer_on_the_chip():
+    from ash_neuro.nir_export.contract import EncoderContract
+
+    old = {
+        "time_steps": 4, "dt": 1e-3, "in_dim": 8, "out_dim": 4, "tokens_per_image": 5,
+        "layer_sizes": [6, 4], "input_encoding": "current", "input_gain": 1.0,
+        "encoding": "x", "schema": "ash-neuro/encoder-contract", "version": 1,
+    }  # fmt: skip
+    contract = EncoderContract.from_dict(old)
+    assert contract.first_layer == "chip" and contract.version == 2 and contract.graph_in_dim == 8

@@ -95,5 +95,5 @@ def test_loihi2_runs_lavas_own_lif_on_the_chip_and_our_io_on_the_host(lava):
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[0] == (
         "Loihi2HwCfg ['Extractor', 'Injector'] Loihi2SimCfg ['Extractor', 'Injector', "
-        "'LIFReset', 'LIFResetPerNeuron', 'VoltageReadout']"
+        "'LIFReset', 'LIFResetPerNeuron', 'Sparse', 'VoltageReadout']"
     )

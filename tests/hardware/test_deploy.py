@@ -67,6 +67,8 @@ def test_deploy_reports_lava_beside_norse(lava, tiny_run, tmp_path, capsys):
     assert floating.agreement.to_dict() == {"lif1": 1.0, "lif2": 1.0, "all": 1.0}
     assert floating.metrics == record.norse.metrics
     assert floating.pipeline_latency_steps == {"lif1": 1, "lif2": 2}
+    assert list(record.norse.neuron_shares) == ["lif1", "lif2"]
+    assert floating.neuron_shares == record.norse.neuron_shares  # identical spikes
     assert floating.quantisation is None
     for result in record.modes.values():
         assert set(result.agreement.layers) == {"lif1", "lif2"}
@@ -74,9 +76,18 @@ def test_deploy_reports_lava_beside_norse(lava, tiny_run, tmp_path, capsys):
         assert energy.snn_uj_per_image > 0 and energy.ann_uj_per_image > 0
         assert "not measured" in energy.estimate
         assert energy.chip.name == "loihi2" and "Loihi" in energy.chip.per_operation_basis
-        fit = energy.chip_fit  # lif1 + lif2 neurons; in x lif1 + lif1 x lif2 synapses
+        # token-parallel (default): one copy of lif1 + lif2 per token row, all at once
+        fit, rows = energy.chip_fit, record.rows_per_image
         widths = list(record.layer_sizes.values())
-        assert fit.neurons == sum(widths) and fit.fits_one_chip
+        assert fit.neurons == rows * sum(widths) and fit.fits_one_chip
+        assert energy.layout == "token_parallel" and energy.mapping.copies == rows
+        assert energy.steps_per_image == record.time_steps  # not rows x T
+        assert energy.latency_steps_per_image <= record.time_steps + len(widths)
+        assert (
+            0
+            < sum(e.active_updates for e in energy.layers)
+            <= sum(e.neuron_updates for e in energy.layers)
+        )
         assert "not chip time" in result.simulator.label
     quantisation = record.modes["fixed_pt"].quantisation
     assert "no current overflow" in quantisation.text()
@@ -93,6 +104,27 @@ def test_deploy_reports_lava_beside_norse(lava, tiny_run, tmp_path, capsys):
         if name.endswith(".png"):
             assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "written:" in capsys.readouterr().out
+
+
+def test_deploy_with_the_first_layer_on_the_host(lava, tiny_config, tmp_path):
+    """A graph exported with --first-layer host: the host computes the first Affine, Lava runs
+    the rest token-parallel; spikes equal Norse's, and the energy charges the host's MACs to
+    the host (INT8 on the Loihi-class figure) and one-to-one events to the chip."""
+    ckpt, _ = make_run(tmp_path, tiny_config)
+    graph = tmp_path / "host.nir"
+    export_checkpoint(ckpt, graph, samples=2, first_layer="host")
+    record, _ = deploy(ckpt, graph, limit=2, modes=("floating_pt",), device="cpu")
+    floating = record.modes["floating_pt"]
+    assert min(record.norse.firing_rates.values()) > 0  # not a vacuous comparison
+    assert floating.agreement.overall == 1.0 and floating.metrics == record.norse.metrics
+    energy, rows = floating.energy, record.rows_per_image
+    widths = list(record.layer_sizes.values())
+    in_dim = tiny_config.model.visual.dim
+    assert energy.host.macs == rows * in_dim * widths[0]  # once per token row
+    first = energy.layers[0]
+    assert first.synaptic_ops == first.messages  # one synapse per event, one-to-one
+    assert first.ann_macs == rows * in_dim * widths[0]  # the ANN-equivalent is unchanged
+    assert energy.host_uj_per_image == pytest.approx(energy.host.macs * 0.23e-6)
 
 
 def make_vqa_run(folder, cfg, seed=0):
@@ -174,7 +206,7 @@ def test_fixed_pt_runs_every_chunk_on_the_same_integers(lava, tiny_run):
 
 def test_unknown_energy_profile_is_one_line(tiny_run, capsys):
     line = fails_with(capsys, [str(p) for p in tiny_run] + ["--chip", "loihi3"])
-    assert "no hardware profile 'loihi3': use one of ann_45nm, loihi, loihi2" in line
+    assert "no hardware profile 'loihi3': use one of ann_45nm, ann_45nm_int8, loihi, loihi2" in line
 
 
 def test_vqa_needs_a_vqa_checkpoint(tiny_run, capsys):

@@ -439,3 +439,40 @@ def test_a_killed_workers_temporary_is_removed_by_the_next_run(
     assert done.returncode == 0, done.stderr
     assert not stale.exists() and (tmp_path / "out.h5").is_file()
     assert not list(tmp_path.glob(".out.h5.*.tmp"))
+
+
+def test_parallel_samples_run_side_by_side_as_they_run_streamed(
+    lif_graph, currents, run_simulate, tmp_path
+):
+    """--parallel-samples 4: 6 samples on 4 copies (the second group padded), T + 2 steps per
+    group; floating_pt equals forward Euler spike for spike in every layer, fixed_pt equals the
+    streamed fixed_pt run (the same integers, the same arithmetic per copy)."""
+    path, graph = lif_graph
+    inputs = write_inputs(tmp_path / "in.h5", currents)
+    done, _ = run_simulate(path, inputs, "--parallel-samples", "4", "--record-spikes")
+    assert done.returncode == 0, done.stderr
+    assert "6 samples on 4 copies side by side, 2 x 30 steps" in done.stdout
+    _, ref_out, output, counts, attrs = agreement(graph, currents, tmp_path / "out.h5")
+    assert ref_out.sum() > 10 and counts["lif1"][0].sum() > 10  # both layers spike
+    np.testing.assert_array_equal(output, ref_out)
+    for name, (ref_counts, lava_counts) in counts.items():
+        np.testing.assert_array_equal(lava_counts, ref_counts, err_msg=name)
+    assert attrs["steps_run"] == 2 * 30 + 2 and attrs["parallel_samples"] == 4
+    spikes = {}
+    for copies in ("1", "4"):
+        args = ("--mode", "fixed_pt", "--parallel-samples", copies, "--record-spikes")
+        done, _ = run_simulate(path, inputs, *args)
+        assert done.returncode == 0, done.stderr
+        spikes[copies] = read_outputs(tmp_path / "out.h5").spikes
+    assert spikes["1"]["lif1"].sum() > 10
+    for name in spikes["1"]:
+        np.testing.assert_array_equal(spikes["4"][name], spikes["1"][name], err_msg=name)
+
+
+def test_parallel_samples_must_be_positive(lif_graph, currents, run_simulate, tmp_path):
+    path, _ = lif_graph
+    done, _ = run_simulate(
+        path, write_inputs(tmp_path / "in.h5", currents), "--parallel-samples", "0"
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: --parallel-samples must be at least 1, got 0"

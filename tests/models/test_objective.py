@@ -81,7 +81,11 @@ def test_every_enabled_loss_in_the_order_of_the_weights(tiny_cfg, token_info, ba
     _, losses, rates = run(tiny_cfg, token_info, batch)
     assert list(losses) == [*ALL, "total"]
     assert all(v.dim() == 0 and torch.isfinite(v) for v in losses.values())
-    assert list(rates) == ["lif1", "lif2"] and not any(r.requires_grad for r in rates.values())
+    assert list(rates) == [
+        "lif1", "lif2", "lif1_silent", "lif1_saturated", "lif2_silent", "lif2_saturated"
+    ]  # fmt: skip
+    assert not any(r.requires_grad for r in rates.values())
+    assert all(0 <= float(r) <= 1 for r in rates.values())
     reordered = with_weights(tiny_cfg, stua=1.0, itc=1.0)
     assert list(run(reordered, token_info, batch)[1]) == ["stua", "itc", "total"]
 
@@ -240,7 +244,7 @@ def test_an_unknown_loss_is_a_one_line_error_listing_the_losses(tiny_cfg, token_
         enabled_losses(model, cfg)
     assert str(info.value) == (
         "loss.weights: unknown loss 'itcc'; registered: "
-        "itc, itm, mlm, spike_contrastive, spike_rate, stl, stua"
+        "itc, itm, mlm, neuron_rate, spike_contrastive, spike_rate, stl, stua"
     )
 
 
