@@ -98,14 +98,31 @@ ADAPTERS: Registry = Registry(
     "adapter", "model.adapter.kind", ("ash_neuro.models.adapter", "ash_neuro.models.ratio_adapter")
 )
 FUSION_ENCODERS: Registry = Registry(
-    "fusion encoder", "model.fusion.kind", ("ash_neuro.models.fusion_encoder",)
+    "fusion encoder",
+    "model.fusion.kind",
+    ("ash_neuro.models.fusion_encoder", "ash_neuro.models.unified_encoder"),
+)
+# CMAL: where a caption's anchor points come from, and how the associative prompt fills them
+ANCHOR_SOURCES: Registry = Registry("anchor source", "loss.anchors", ("ash_neuro.data.anchors",))
+ASSOCIATIVE_PROMPTS: Registry = Registry(
+    "associative prompt", "loss.prompt", ("ash_neuro.models.associative_prompt",)
 )
 LOSSES: Registry = Registry(
     "loss",
     "loss.weights",
     tuple(
         f"ash_neuro.losses.{name}"
-        for name in ("itc", "itm", "mlm", "spike_contrastive", "stua", "stl", "spike_rate")
+        for name in (
+            "itc",
+            "itm",
+            "mlm",
+            "spike_contrastive",
+            "stua",
+            "stl",
+            "spike_rate",
+            "hypersphere",  # visual_sphere, text_sphere
+            "amc",
+        )
     ),
 )
 TASKS: Registry = Registry(
