@@ -90,6 +90,7 @@ class UnifiedSemanticEncoder(nn.Module):
         self.from_text = nn.Linear(cfg.sphere_dim, width)
         self.from_visual = nn.Linear(cfg.sphere_dim, width)
         self.slot_type = nn.Embedding(2, width)
+        nn.init.normal_(self.slot_type.weight, std=0.02)  # BERT's init: content dominates
         self.layers = nn.ModuleList(UnifiedLayer(width, cfg.heads) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(width)
         self.amc = AssociativeMappingHead(width, cfg.amc_entities) if cfg.amc_entities else None
@@ -105,8 +106,12 @@ class UnifiedSemanticEncoder(nn.Module):
         """Unit features `(B, S, sphere_dim)`, each through its own modality's input map
         (`from_visual` `(B, S)` bool: a visual feature), plus the slot type (`TEXT_SLOT`,
         `VISUAL_SLOT`) -> `(B, S, width)`."""
+        # a unit vector's components are about 1/sqrt(dim): scaled by sqrt(dim) they enter at
+        # unit variance, the scale of the position codes (as Vaswani et al. scale embeddings),
+        # else the positions and slot types drown the content at initialisation
+        scaled = features * math.sqrt(features.shape[-1])
         mapped = torch.where(
-            from_visual.unsqueeze(-1), self.from_visual(features), self.from_text(features)
+            from_visual.unsqueeze(-1), self.from_visual(scaled), self.from_text(scaled)
         )
         return mapped + self.slot_type.weight[slot]
 

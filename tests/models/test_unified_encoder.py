@@ -4,6 +4,7 @@ read from two hypersphere spaces, with the fusion encoders' contract."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -76,8 +77,9 @@ def test_a_swapped_feature_enters_through_its_own_modalitys_map(unified):
     hybrid = t.clone()
     hybrid[0, 1] = v[0, 0]
     got = unified.embed(hybrid, swapped, 0)
-    by_hand = unified.from_text(hybrid) + unified.slot_type.weight[0]
-    by_hand[0, 1] = unified.from_visual(v[0, 0]) + unified.slot_type.weight[0]
+    scale = math.sqrt(hybrid.shape[-1])  # unit features enter at unit variance
+    by_hand = unified.from_text(hybrid * scale) + unified.slot_type.weight[0]
+    by_hand[0, 1] = unified.from_visual(v[0, 0] * scale) + unified.slot_type.weight[0]
     torch.testing.assert_close(got, by_hand)
     plain = unified.joint(hybrid, mask, v)[0]
     assert not torch.allclose(unified.joint(hybrid, mask, v, text_swapped=swapped)[0], plain)
