@@ -46,7 +46,13 @@ def run_method(
     """Pre-train `config` with `seed` on the first `images` training images, fine-tune and
     evaluate VE and grounding; returns the row's values."""
     overrides = [*WORLD, f"world.path={world}", f"train.seed={seed}", *THREADS]
-    pretrain = [*PRETRAIN, f"train.max_steps={steps}", f"train.max_images={images}"]
+    # epochs=steps: the step budget binds, not the configs' 4 epochs (28 steps of 500 images)
+    pretrain = [
+        *PRETRAIN,
+        f"train.max_steps={steps}",
+        f"train.max_images={images}",
+        f"train.epochs={steps}",
+    ]
     metrics = train(load_config(config, [*overrides, *pretrain]), out / "pretrain", resume=True)
     row = {key: metrics[key] for key in ("t2i_r1", "i2t_r1")}
     finetune = [f"train.seed={seed}", *FINETUNE, *THREADS]
