@@ -197,14 +197,20 @@ class FusionConfig:
     """Fusion encoder: `kind` from `registry.FUSION_ENCODERS` ("cross_attention": text
     self-attention plus cross-attention to the visual tokens; "albef": ALBEF's split, the text
     encoder's upper `depth` layers, each given a cross-attention, become the fusion encoder and
-    its lower layers stay text-only; `heads` are then the text encoder's)."""
+    its lower layers stay text-only; `heads` are then the text encoder's; "unified": CMAL's
+    single-stream encoder over text and visual tokens). The last two keys are the unified
+    encoder's: the width of its two hypersphere spaces (text tokens, visual objects) and the
+    entity classes of its associative mapping classification layer (the anchor vocabulary of
+    the data, 15 for the world's shapes and colours; 0: no AMC layer)."""
 
     kind: str = "cross_attention"
     depth: int = 2
     heads: int = 4
+    sphere_dim: int = 128
+    amc_entities: int = 0
 
     def __post_init__(self) -> None:
-        _ranges(self, depth=">= 1", heads=">= 1")
+        _ranges(self, depth=">= 1", heads=">= 1", sphere_dim=">= 1", amc_entities=">= 0")
 
 
 @dataclass
@@ -247,6 +253,14 @@ class LossConfig:
     # the per-neuron regulariser's band (losses/neuron_rate.py): silent below, saturated above
     neuron_rate_low: float = 0.01
     neuron_rate_high: float = 0.5
+    # CMAL's associative learning (`losses/amc.py`): where anchor points come from (a kind of
+    # `registry.ANCHOR_SOURCES`), how the prompt fills them (`registry.ASSOCIATIVE_PROMPTS`),
+    # the share of anchors masked and filled per caption, and the share of filled anchors
+    # given a feature that does not belong (AMC's negatives)
+    anchors: str = "tags"
+    prompt: str = "swap"
+    anchor_mask_prob: float = 0.5
+    amc_negative_prob: float = 0.5
 
     def __post_init__(self) -> None:
         _ranges(
@@ -259,6 +273,8 @@ class LossConfig:
             target_rate="(0, 1)",
             neuron_rate_low="(0, 1)",
             neuron_rate_high="(0, 1)",
+            anchor_mask_prob="(0, 1]",
+            amc_negative_prob="[0, 1)",
         )
         if self.neuron_rate_low >= self.neuron_rate_high:
             raise ConfigError(
@@ -283,6 +299,9 @@ class TrainConfig:
     ckpt_every: int = 100
     eval_limit: int = 1000
     threads: int = 0
+    # pre-train on the first N images of the training split only (0: all of them; the data
+    # efficiency comparison of benchmarks/quarter_data.py uses a quarter)
+    max_images: int = 0
     # a non-finite gradient from a finite loss: stop the run (the last checkpoint is good), or
     # skip that step's update and count it (`grad/skipped_steps` in the log)
     nonfinite_grad: Literal["stop", "skip"] = "stop"
@@ -313,6 +332,7 @@ class TrainConfig:
             eval_limit=">= 0",
             threads=">= 0",
             pretrained_lr_scale=">= 0",
+            max_images=">= 0",
         )
 
 

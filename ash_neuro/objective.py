@@ -101,6 +101,12 @@ class PretrainingObjective(nn.Module):
         )
         self.losses = enabled_losses(model, cfg)
 
+    @property
+    def batch_needs(self) -> frozenset[str]:
+        """What the enabled losses read from a batch beyond images and captions
+        (`Loss.batch_needs`; "anchors" for CMAL's associative mapping classification)."""
+        return frozenset().union(*(loss.batch_needs for loss in self.losses.values()))
+
     def forward(self, batch: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         forward = ForwardPass(self.model, batch, self.cfg, self.tokenizer_info)
         values = {name: loss(forward) for name, loss in self.losses.items()}

@@ -104,7 +104,16 @@ ADAPTERS: Registry = Registry(
 FUSION_ENCODERS: Registry = Registry(
     "fusion encoder",
     "model.fusion.kind",
-    ("ash_neuro.models.fusion_encoder", "ash_neuro.models.albef_fusion"),
+    (
+        "ash_neuro.models.fusion_encoder",
+        "ash_neuro.models.albef_fusion",
+        "ash_neuro.models.unified_encoder",
+    ),
+)
+# CMAL: where a caption's anchor points come from, and how the associative prompt fills them
+ANCHOR_SOURCES: Registry = Registry("anchor source", "loss.anchors", ("ash_neuro.data.anchors",))
+ASSOCIATIVE_PROMPTS: Registry = Registry(
+    "associative prompt", "loss.prompt", ("ash_neuro.models.associative_prompt",)
 )
 LOSSES: Registry = Registry(
     "loss",
@@ -120,8 +129,10 @@ LOSSES: Registry = Registry(
             "stl",
             "spike_rate",
             "neuron_rate",
+            "hypersphere",  # visual_sphere, text_sphere
+            "amc",
         )
-    ),  # fmt: skip
+    ),
 )
 TASKS: Registry = Registry(
     "task",

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from ash_neuro.config import Config, load_config
+from ash_neuro.data.anchors import AnchorCollator
 from ash_neuro.data.datasets import CaptionDataset, Collator, retrieval_split
 from ash_neuro.data.sources import check_world, configured_source, data_identity
 from ash_neuro.errors import cli_entry
@@ -71,10 +72,15 @@ def train(cfg: Config, out: Path, resume: bool = False) -> dict:
             cfg.model.text.max_len,
             caption="random",
             with_panoptic=reads_instance_maps(cfg, source),
+            max_images=cfg.train.max_images,
         )
         model = build_model(cfg, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
         freeze(model, cfg.train.freeze)
         model.to(device)
+        objective = PretrainingObjective(model, cfg.loss, tokenizer)
+        collate: Collator = Collator(tokenizer, cfg.model.text.max_len)
+        if "anchors" in objective.batch_needs:  # CMAL: each caption's anchor points
+            collate = AnchorCollator(tokenizer, cfg.model.text.max_len, source, cfg.loss.anchors)
         return fit(
             name="pretrain",
             cfg=cfg,
@@ -82,9 +88,9 @@ def train(cfg: Config, out: Path, resume: bool = False) -> dict:
             device=device,
             dist=dist,
             model=model,
-            objective=PretrainingObjective(model, cfg.loss, tokenizer),
+            objective=objective,
             dataset=dataset,
-            collate_fn=Collator(tokenizer, cfg.model.text.max_len),
+            collate_fn=collate,
             state=state,
             validate=lambda: evaluate(model, cfg, tokenizer, device, "val"),
             headline=Retrieval.headline,

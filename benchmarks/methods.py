@@ -64,6 +64,8 @@ METHODS = [
     ("ASH-Nets", "configs/default.yaml"),
     ("GSHN", "configs/gshn.yaml"),
     ("GSHN (k-means segments)", "configs/gshn_kmeans.yaml"),
+    ("CMAL", "configs/cmal.yaml"),
+    ("CMAL (caption anchors)", "configs/cmal_caption_anchors.yaml"),
 ]
 REFERENCE = "ASH-Nets"
 # the reduced world every method reads (the default world's generator, seed and image size)

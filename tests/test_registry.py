@@ -14,6 +14,8 @@ from ash_neuro.errors import ConfigError
 from ash_neuro.models.factory import build_model, build_task_model
 from ash_neuro.registry import (
     ADAPTERS,
+    ANCHOR_SOURCES,
+    ASSOCIATIVE_PROMPTS,
     FUSION_ENCODERS,
     GRAPH_ENCODERS,
     LOSSES,
@@ -33,8 +35,22 @@ BUILT_IN = {
     TEXT_ENCODERS: ("bert",),
     GRAPH_ENCODERS: ("none", "gat"),
     ADAPTERS: ("concat", "ratio"),
-    FUSION_ENCODERS: ("cross_attention", "albef"),
-    LOSSES: ("itc", "itm", "mlm", "spike_contrastive", "stua", "stl", "spike_rate", "neuron_rate"),
+    FUSION_ENCODERS: ("cross_attention", "albef", "unified"),
+    LOSSES: (
+        "itc",
+        "itm",
+        "mlm",
+        "spike_contrastive",
+        "stua",
+        "stl",
+        "spike_rate",
+        "neuron_rate",
+        "visual_sphere",
+        "text_sphere",
+        "amc",
+    ),
+    ANCHOR_SOURCES: ("tags", "caption"),
+    ASSOCIATIVE_PROMPTS: ("swap",),
     TASKS: ("retrieval", "vqa", "ve", "nlvr", "grounding"),
 }
 

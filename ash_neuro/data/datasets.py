@@ -144,6 +144,7 @@ class CaptionDataset(TaskDataset):
     caption="random": one item per image with one of its captions, drawn per (seed, epoch,
     index); call `set_epoch` before each epoch (DataLoader workers pick it up when the loader's
     iterator is created, so not with persistent_workers). caption="all": one item per caption.
+    `max_images`: only the first N images of the split with captions (0: all).
     """
 
     table = "captions"
@@ -157,11 +158,15 @@ class CaptionDataset(TaskDataset):
         caption: str = "random",
         seed: int = 0,
         with_panoptic: bool = False,
+        max_images: int = 0,
     ) -> None:
         super().__init__(source, split, tokenizer, max_len, with_panoptic)
         if caption not in ("random", "all"):
             raise AshError(f"caption={caption!r}: choose 'random' or 'all'")
         self.mode, self.seed = caption, seed
+        if max_images:
+            kept = set(sorted({record.image for record in self.records})[:max_images])
+            self.records = [record for record in self.records if record.image in kept]
         per_image: dict[int, list[int]] = {}
         for row, record in enumerate(self.records):
             per_image.setdefault(record.image, []).append(row)

@@ -54,12 +54,33 @@ class NLVRRecord:
     label: int  # 1 true, 0 false
 
 
+@dataclass(frozen=True)
+class ObjectTags:
+    """The tagged objects of one image (CMAL's anchor points are the tags a caption names).
+
+    names      per object, the entity names it carries: ("circle", "red") for a world object,
+               ("dog",) for a COCO instance (category names)
+    instances  `(n,)` int64: each object's panoptic instance id (the world: 2 + k, which is the
+               instance encoder's token), -1 where the data has no panoptic map
+    boxes      `(n, 4)` float32: each object's box x0, y0, x1, y1 normalised to [0, 1]
+    """
+
+    names: tuple[tuple[str, ...], ...]
+    instances: np.ndarray
+    boxes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
 class Source(Protocol):
     """One split of a vision-language data set."""
 
     answers: tuple[str, ...]  # the VQA answer vocabulary (empty if the source has no VQA)
     vqa_families: tuple[str, ...]  # names of VQARecord.family values (empty if none)
     has_panoptic: bool  # whether `panoptic` serves maps (the procedural world) or raises
+    # optional: `has_object_tags` True and `object_tags(index) -> ObjectTags` where the data
+    # tags the objects of its images (the world; COCO captions with instances.json; RefCOCO)
 
     def __len__(self) -> int:
         """Number of images."""

@@ -45,6 +45,7 @@ from ash_neuro.data.records import (
     EntailmentRecord,
     GroundingRecord,
     NLVRRecord,
+    ObjectTags,
     VQARecord,
 )
 from ash_neuro.data.world import Chunk
@@ -339,6 +340,20 @@ class WorldSource:
     def panoptic(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         shapes = self.table("objects")["shape"][self._object_rows(index)]
         return self._array("instance_map")[index], render.FIRST_OBJECT + shapes.astype(np.int64)
+
+    has_object_tags = True  # every object's shape and colour, from the scene
+
+    def object_tags(self, index: int) -> ObjectTags:
+        """Image `index`'s objects with their shape and colour names, panoptic instance ids
+        (2 + k) and boxes."""
+        objects, rows = self.table("objects"), self._object_rows(index)
+        shapes, colours = self.vocabularies["shapes"], self.vocabularies["colours"]
+        names = tuple(
+            (shapes[s], colours[c]) for s, c in zip(objects["shape"][rows], objects["colour"][rows])
+        )
+        instances = render.FIRST_OBJECT + objects["index"][rows].astype(np.int64)
+        boxes = objects["box"][rows].astype(np.float32) / np.float32(self.image_size)
+        return ObjectTags(names, instances, boxes)
 
     def captions(self) -> Sequence[CaptionRecord]:
         t = self.table("captions")

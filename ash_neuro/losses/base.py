@@ -25,6 +25,9 @@ class Loss:
     """Base of the registered losses: keeps the config; subclasses set `needs` and call."""
 
     needs: ClassVar[frozenset[str]] = frozenset()
+    # what it reads from a batch beyond images and captions ("anchors": the batches come from
+    # `ash_neuro.data.anchors.AnchorCollator`)
+    batch_needs: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, cfg: LossConfig) -> None:
         self.cfg = cfg

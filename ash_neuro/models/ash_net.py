@@ -104,8 +104,10 @@ class ASHNet(nn.Module):
 
     @property
     def outputs(self) -> frozenset[str]:
-        """The named outputs this network produces (what a loss may declare it `needs`)."""
-        return OUTPUTS | SPIKING_OUTPUTS if self.hybrid else OUTPUTS
+        """The named outputs this network produces (what a loss may declare it `needs`); a
+        fusion encoder may add its own (`outputs`: the unified encoder's "spheres", "amc")."""
+        own = OUTPUTS | SPIKING_OUTPUTS if self.hybrid else OUTPUTS
+        return own | getattr(self.fusion_encoder, "outputs", frozenset())
 
     def encode_image(self, image: Tensor, instance_map: Tensor | None = None) -> VisualOutput:
         """`(B, 3, H, W)` float in [0, 1] (and, for encoders that read it, the panoptic

@@ -29,6 +29,8 @@ from ash_neuro.models.ash_net import ASHNet
 from ash_neuro.models.task_model import TaskModel
 from ash_neuro.registry import (
     ADAPTERS,
+    ANCHOR_SOURCES,
+    ASSOCIATIVE_PROMPTS,
     FUSION_ENCODERS,
     GRAPH_ENCODERS,
     LOSSES,
@@ -54,6 +56,8 @@ def check_components(cfg: Config) -> None:
     GRAPH_ENCODERS.get(model.graph.kind)
     ADAPTERS.get(model.adapter.kind)
     FUSION_ENCODERS.get(model.fusion.kind)
+    ANCHOR_SOURCES.get(cfg.loss.anchors)
+    ASSOCIATIVE_PROMPTS.get(cfg.loss.prompt)
     for name in cfg.loss.weights:
         LOSSES.get(name)
     TASKS.get(cfg.finetune.task)

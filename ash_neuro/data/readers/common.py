@@ -22,6 +22,7 @@ from ash_neuro.data.records import (
     EntailmentRecord,
     GroundingRecord,
     NLVRRecord,
+    ObjectTags,
     VQARecord,
 )
 from ash_neuro.errors import AshError
@@ -168,6 +169,7 @@ class FileSource:
         self._entailment: list[EntailmentRecord] = []
         self._grounding: list[GroundingRecord] = []
         self._nlvr: list[NLVRRecord] = []
+        self._object_tags: dict[int, ObjectTags] = {}  # by image index, where tagged
 
     # -- for readers -------------------------------------------------------------------------
 
@@ -270,6 +272,15 @@ class FileSource:
 
     def panoptic(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         raise ReaderError(f"{self.kind} has no panoptic maps; build the dataset without panoptic")
+
+    has_object_tags = False  # True in a reader that tags objects (COCO instances.json)
+
+    def object_tags(self, index: int) -> ObjectTags:
+        """Image `index`'s tagged objects (none for an image its annotations do not list)."""
+        if not self.has_object_tags:
+            raise ReaderError(f"{self.kind} has no object tags here; anchors fall back to words")
+        empty = ObjectTags((), np.zeros(0, np.int64), np.zeros((0, 4), np.float32))
+        return self._object_tags.get(index, empty)
 
     def captions(self) -> Sequence[CaptionRecord]:
         return self._captions

@@ -17,7 +17,9 @@ height) and annotations[] (id, image_id, bbox [x, y, w, h] in pixels). Each sent
 of the split is one GroundingRecord: its candidates are every instance box of the image (in
 annotation order), normalised to x0, y0, x1, y1 in [0, 1] (and mapped like the image by the
 letterbox transform); its target is the ref's ann_id. `max_candidates` is the most candidates
-of any record (GroundingDataset's max_instances must be at least that).
+of any record (GroundingDataset's max_instances must be at least that). `object_tags(image)`
+gives the same instances with their category names (instances.json's categories[]), the
+object tags of CMAL's anchor points.
 
 Layout under root (override with annotations=, instances=, images=): refs(unc).json
 (refcocog: refs(umd).json), instances.json, images (COCO train2014) in root/train2014. Splits
@@ -28,86 +30,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from ash_neuro.data.readers.common import (
-    FileSource,
-    ReaderError,
-    ReadOptions,
-    json_list,
-    map_boxes,
-    read_json,
-    short,
-)
+from ash_neuro.data.readers.coco_instances import InstanceIndex, object_tags
+from ash_neuro.data.readers.common import FileSource, ReaderError, ReadOptions, read_json
 from ash_neuro.data.records import GroundingRecord
 
 REFS_WHAT = (
     "the refs converted to JSON (a list of ref_id, image_id, ann_id, split, sentences[]; "
     "see ash_neuro/data/readers/refcoco.py for the one-line conversion)"
 )
-INSTANCES_WHAT = "COCO instances JSON (an object with images[] and annotations[] of bbox)"
-
-
-class ImageInstances:
-    """One image of instances.json: file, size and its instance boxes (checked on first use)."""
-
-    def __init__(self, file_name: str, width: int, height: int) -> None:
-        self.file_name, self.width, self.height = file_name, width, height
-        self.rows: list[int] = []  # rows of its annotations in instances.json
-        self.ann_ids: list[int] = []
-        self.boxes: np.ndarray | None = None  # (n, 4) normalised, once checked
-
-
-class InstanceIndex:
-    """COCO instances.json indexed by image; boxes are checked only for images refs use."""
-
-    def __init__(self, path: Path, options: ReadOptions) -> None:
-        self.path, self.options = path, options
-        data = read_json(path, INSTANCES_WHAT)
-        self.images: dict[int, ImageInstances] = {}
-        # an unusable images[] entry shows when a ref needs it, as having no valid entry
-        for entry in json_list(data, "images", path, INSTANCES_WHAT):
-            if not isinstance(entry, dict):
-                continue
-            id_, name = entry.get("id"), entry.get("file_name")
-            width, height = entry.get("width"), entry.get("height")
-            sized = isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0
-            if isinstance(id_, int) and isinstance(name, str) and name and sized:
-                self.images[id_] = ImageInstances(name, width, height)
-        self.annotations = json_list(data, "annotations", path, INSTANCES_WHAT)
-        for row, annotation in enumerate(self.annotations):
-            if isinstance(annotation, dict) and annotation.get("image_id") in self.images:
-                image = self.images[annotation["image_id"]]
-                image.rows.append(row)
-                image.ann_ids.append(annotation.get("id"))
-
-    def candidates(self, image_id: int) -> ImageInstances | str:
-        """The image with its boxes normalised (and mapped by the transform), or what is wrong."""
-        image = self.images.get(image_id)
-        if image is None:
-            return f"image_id {image_id} has no valid entry in {self.path} images[]"
-        if image.boxes is None:
-            boxes = []
-            for row in image.rows:
-                annotation = self.annotations[row]
-                box = annotation.get("bbox")
-                valid = isinstance(annotation.get("id"), int) and isinstance(box, list)
-                if not valid or len(box) != 4 or not all(isinstance(v, int | float) for v in box):
-                    return (
-                        f"{self.path} annotations[{row}]: needs an integer `id` and `bbox` "
-                        f"[x, y, w, h], got {short(box)}"
-                    )
-                x, y, w, h = box
-                boxes.append([x, y, x + w, y + h])
-            scale = np.array([image.width, image.height] * 2, np.float32)
-            normalised = np.clip(np.array(boxes, np.float32).reshape(-1, 4) / scale, 0.0, 1.0)
-            image.boxes = map_boxes(normalised, image.width, image.height, self.options)
-        return image
 
 
 class RefCOCO(FileSource):
     kind = "refcoco"
     default_refs = "refs(unc).json"
+    has_object_tags = True  # every instance of an image with its category name
 
     def __init__(
         self,
@@ -156,6 +92,7 @@ class RefCOCO(FileSource):
             if (found := self.image_indices([image_dir / image.file_name], where)) is None:
                 continue
             target = image.ann_ids.index(ann_id)
+            self._object_tags[found[0]] = object_tags(image)
             self._grounding.extend(
                 GroundingRecord(found[0], text, target, image.boxes) for text in texts
             )

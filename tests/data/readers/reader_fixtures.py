@@ -70,6 +70,28 @@ def karpathy_coco(root: Path) -> Path:
     return write_json(root / "dataset_coco.json", {"images": images, "dataset": "coco"})
 
 
+def coco_instances(root: Path) -> Path:
+    """instances.json for `karpathy_coco`'s images (24x20 px): none for image 1, a dog in
+    image 2, a person and a horse in image 3, a cat in image 4; image 5 is not listed."""
+    names = [f"COCO_{f}_{i:012d}.jpg" for f, i in (("train2014", 1), ("val2014", 2),
+             ("train2014", 3), ("val2014", 4))]  # fmt: skip
+    images = [{"id": i + 1, "file_name": n, "width": 24, "height": 20} for i, n in enumerate(names)]
+    annotations = [
+        {"id": 20, "image_id": 2, "bbox": [0, 0, 12, 10], "category_id": 18},
+        {"id": 30, "image_id": 3, "bbox": [6, 0, 12, 20], "category_id": 1},
+        {"id": 31, "image_id": 3, "bbox": [0, 10, 24, 10], "category_id": 19},
+        {"id": 40, "image_id": 4, "bbox": [12, 10, 12, 10], "category_id": 17},
+    ]
+    categories = [
+        {"id": 1, "name": "person"},
+        {"id": 17, "name": "cat"},
+        {"id": 18, "name": "dog"},
+        {"id": 19, "name": "horse"},
+    ]
+    data = {"images": images, "annotations": annotations, "categories": categories}
+    return write_json(root / "instances.json", data)
+
+
 def vqa_v2(root: Path) -> None:
     """train2014: images 1, 2 (codes 1, 2); val2014: image 7 (code 7)."""
 

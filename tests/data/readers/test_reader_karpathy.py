@@ -5,9 +5,18 @@ from __future__ import annotations
 import json
 import pickle
 
+import numpy as np
 import pytest
 import torch
-from reader_fixtures import SIZE, first_batch, is_colour, karpathy_coco, write_image, write_json
+from reader_fixtures import (
+    SIZE,
+    coco_instances,
+    first_batch,
+    is_colour,
+    karpathy_coco,
+    write_image,
+    write_json,
+)
 
 from ash_neuro.data.datasets import CaptionDataset, retrieval_split
 from ash_neuro.data.readers import ReaderError, open_dataset_source
@@ -106,3 +115,43 @@ def test_caption_dataset_batches_and_retrieval_split(tmp_path, tokenizer):
     assert batch["text_ids"].shape[0] == 4 and batch["text"][3] == "A man rides a horse."
     split = retrieval_split(source, limit=2)
     assert split.images.shape == (2, 3, SIZE, SIZE) and split.img2txt == [[0, 1], [2]]
+
+
+def test_coco_instances_tag_each_image_by_file_name(tmp_path):
+    karpathy_coco(tmp_path)
+    coco_instances(tmp_path)
+    source = open_coco(tmp_path, "train", instances="instances.json")
+    assert source.has_object_tags and len(source.captions()) == 4
+    tags = [source.object_tags(i) for i in range(3)]  # images 1 (none), 2 (dog), 3
+    assert [t.names for t in tags] == [(), (("dog",),), (("person",), ("horse",))]
+    assert tags[2].instances.tolist() == [-1, -1]  # no panoptic map: located by box
+    # 24x20 px: [0, 0, 12, 10] -> the top-left quarter; [6, 0, 12, 20], [0, 10, 24, 10]
+    np.testing.assert_allclose(tags[1].boxes, [[0.0, 0.0, 0.5, 0.5]])
+    np.testing.assert_allclose(tags[2].boxes, [[0.25, 0.0, 0.75, 1.0], [0.0, 0.5, 1.0, 1.0]])
+    test = open_coco(tmp_path, "test", instances="instances.json")
+    assert test.object_tags(0).names == ()  # image 5 is not in instances.json
+    untagged = open_coco(tmp_path, "train")
+    assert not untagged.has_object_tags
+    with pytest.raises(ReaderError, match="no object tags"):
+        untagged.object_tags(0)
+
+
+def test_several_instance_files_and_a_malformed_annotation(tmp_path):
+    karpathy_coco(tmp_path)
+    data = json.loads(coco_instances(tmp_path).read_text())
+    train_file = {**data, "images": [i for i in data["images"] if "train" in i["file_name"]]}
+    val_file = {**data, "images": [i for i in data["images"] if "val" in i["file_name"]]}
+    write_json(tmp_path / "instances_train2014.json", train_file)
+    write_json(tmp_path / "instances_val2014.json", val_file)
+    both = "instances_train2014.json, instances_val2014.json"
+    source = open_coco(tmp_path, "train", instances=both)
+    assert [source.object_tags(i).names for i in range(3)] == [
+        (),
+        (("dog",),),
+        (("person",), ("horse",)),
+    ]
+    data["annotations"][0]["bbox"] = [0, 0, 12]  # image 2's dog
+    write_json(tmp_path / "instances.json", data)
+    source = open_coco(tmp_path, "train", instances="instances.json")
+    assert source.skipped == {"malformed": 1}  # the image is dropped with its captions
+    assert [r.text for r in source.captions()] == ["A red cube.", "A cube.", "A man rides a horse."]

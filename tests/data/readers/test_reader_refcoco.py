@@ -109,3 +109,13 @@ def test_grounding_dataset_batches_all_candidates(tmp_path, tokenizer):
     assert batch["candidate_mask"][0].tolist() == [True, True, True, False]
     assert batch["target_index"].tolist() == [1, 1, 0]
     np.testing.assert_allclose(batch["box"][2].numpy(), IMAGE5_BOXES[0], atol=1e-6)
+
+
+def test_each_image_is_tagged_with_its_instances_categories(tmp_path):
+    refcoco(tmp_path)
+    source = open_refcoco(tmp_path, "train")
+    tags = source.object_tags(0)
+    # categories[] names only id 1 (person): the others keep their boxes, with no name
+    assert tags.names == (("person",), (), ("person",))
+    np.testing.assert_allclose(tags.boxes, IMAGE5_BOXES, atol=1e-6)
+    assert tags.instances.tolist() == [-1, -1, -1]
