@@ -264,6 +264,10 @@ class TrainConfig:
     # a non-finite gradient from a finite loss: stop the run (the last checkpoint is good), or
     # skip that step's update and count it (`grad/skipped_steps` in the log)
     nonfinite_grad: Literal["stop", "skip"] = "stop"
+    # the share of the training split's images a run trains on: the first ceil(f * N) by index,
+    # the same images for every method and seed (data-efficiency comparisons); validation and
+    # evaluation read their whole splits
+    image_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         _ranges(
@@ -280,6 +284,7 @@ class TrainConfig:
             ckpt_every=">= 1",
             eval_limit=">= 0",
             threads=">= 0",
+            image_fraction="(0, 1]",
         )
 
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from ash_neuro.config import Config, load_config, parse_overrides
-from ash_neuro.data.datasets import Collator
+from ash_neuro.data.datasets import Collator, first_images
 from ash_neuro.data.sources import check_world, configured_source, data_identity, locate_data
 from ash_neuro.errors import CheckpointError, ConfigError, cli_entry
 from ash_neuro.loop import add_run_arguments, fit, resolve_resume, run_overrides, run_session
@@ -75,6 +75,7 @@ def finetune(cfg: Config, out: Path, init: Path, resume: bool = False, loaded=No
         tokenizer = loaded.tokenizer
         dataset = task.dataset(configured_source(cfg, "train"), "train", tokenizer)
         answers = task.answers(dataset)
+        dataset = first_images(dataset, cfg.train.image_fraction)
         model = build_task_model(cfg, len(tokenizer), tokenizer.pad_token_id, answers)
         if state is None:
             model.backbone.load_state_dict(loaded.backbone.state_dict())

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ash_neuro.config import Config, load_config
-from ash_neuro.data.datasets import CaptionDataset, Collator, retrieval_split
+from ash_neuro.data.datasets import CaptionDataset, Collator, first_images, retrieval_split
 from ash_neuro.data.sources import check_world, configured_source, data_identity
 from ash_neuro.data.tokenizer import load_world_tokenizer
 from ash_neuro.errors import cli_entry
@@ -65,6 +65,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> dict:
             caption="random",
             with_panoptic=reads_instance_maps(cfg, source),
         )
+        dataset = first_images(dataset, cfg.train.image_fraction)
         model = build_model(cfg, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
         model.to(device)
         return fit(
