@@ -100,12 +100,32 @@ ADAPTERS: Registry = Registry(
 FUSION_ENCODERS: Registry = Registry(
     "fusion encoder", "model.fusion.kind", ("ash_neuro.models.fusion_encoder",)
 )
+VISUAL_CONCEPTS: Registry = Registry(
+    "visual concept encoder", "model.concepts.kind", ("ash_neuro.models.visual_concepts",)
+)
+ALIGNMENT_HEADS: Registry = Registry(
+    "alignment head", "model.alignment.kind", ("ash_neuro.models.hierarchical_alignment",)
+)
+IMAGE_DECODERS: Registry = Registry(
+    "image decoder", "model.mim.kind", ("ash_neuro.models.masked_image_decoder",)
+)
 LOSSES: Registry = Registry(
     "loss",
     "loss.weights",
     tuple(
         f"ash_neuro.losses.{name}"
-        for name in ("itc", "itm", "mlm", "spike_contrastive", "stua", "stl", "spike_rate")
+        for name in (
+            "itc",
+            "itm",
+            "mlm",
+            "spike_contrastive",
+            "stua",
+            "stl",
+            "spike_rate",
+            "hitc",
+            "concept_tagging",
+            "mim",
+        )
     ),
 )
 TASKS: Registry = Registry(

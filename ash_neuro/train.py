@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from ash_neuro.config import Config, load_config
+from ash_neuro.data.concepts import with_concept_targets, with_concept_vocabulary
 from ash_neuro.data.datasets import CaptionDataset, Collator, first_images, retrieval_split
 from ash_neuro.data.sources import check_world, configured_source, data_identity
 from ash_neuro.data.tokenizer import load_world_tokenizer
@@ -54,8 +55,9 @@ def train(cfg: Config, out: Path, resume: bool = False) -> dict:
     check_world(cfg)
     data = data_identity(cfg)
     with run_session(cfg, out) as (device, dist):
-        state = resolve_resume(out, resume, cfg, PRETRAIN, data)
         source = configured_source(cfg, "train")
+        cfg = with_concept_vocabulary(cfg, source)  # the checkpoint's config keeps the words
+        state = resolve_resume(out, resume, cfg, PRETRAIN, data)
         tokenizer = load_world_tokenizer(cfg.world.path)
         dataset = CaptionDataset(
             source,
@@ -65,8 +67,10 @@ def train(cfg: Config, out: Path, resume: bool = False) -> dict:
             caption="random",
             with_panoptic=reads_instance_maps(cfg, source),
         )
-        dataset = first_images(dataset, cfg.train.image_fraction)
+        dataset = with_concept_targets(first_images(dataset, cfg.train.image_fraction), cfg, source)
         model = build_model(cfg, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+        if model.concepts is not None:
+            model.concepts.set_words(tokenizer)
         model.to(device)
         return fit(
             name="pretrain",

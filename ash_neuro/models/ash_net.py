@@ -15,10 +15,18 @@ The ITC image embedding is the projection of the mean of the joined tokens, so t
 tokens shape it (the [CLS] position alone would not see them: the adapter's norm is per
 token). With `model.spiking.kind: none` the same network runs without the spiking encoder (the
 ANN-only baseline): `spiking` is None and there is no spiking parameter at all.
+
+ViCHA's parts are optional components (each "none" by default, built after every other part so
+that switching one on leaves the others' initialisation as it was): visual concepts
+(`model.concepts`, tokens appended after the adapter's, so the fusion encoder and the ITC
+pooling read them and the spiking encoder does not), the hierarchical alignment heads
+(`model.alignment`, read by the `hitc` loss) and the masked-image decoder (`model.mim`, read by
+the `mim` loss).
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -34,9 +42,12 @@ from ash_neuro.models.outputs import (
 from ash_neuro.models.text_encoder import TextEncoder
 from ash_neuro.registry import (
     ADAPTERS,
+    ALIGNMENT_HEADS,
     FUSION_ENCODERS,
     GRAPH_ENCODERS,
+    IMAGE_DECODERS,
     SPIKING_ENCODERS,
+    VISUAL_CONCEPTS,
     VISUAL_ENCODERS,
 )
 
@@ -44,6 +55,12 @@ from ash_neuro.registry import (
 # network with a spiking encoder the second too.
 OUTPUTS = frozenset({"visual", "text", "image_embed", "text_embed", "fused", "itm", "mlm"})
 SPIKING_OUTPUTS = frozenset({"spikes", "spike_rates", "spike_embed"})
+# what each optional component adds (the attribute that holds it, the outputs)
+COMPONENT_OUTPUTS = {
+    "concepts": frozenset({"concept_logits"}),
+    "alignment": frozenset({"layer_embeds"}),
+    "image_decoder": frozenset({"image_reconstruction"}),
+}
 
 
 class ASHNet(nn.Module):
@@ -73,6 +90,14 @@ class ASHNet(nn.Module):
         self.mlm = MaskedLMHead(width, vocab_size)
         # STUA's projection of the pooled spike rates into the text embedding space
         self.spike_embed_proj = None if spike_dim is None else nn.Linear(spike_dim, cfg.embed_dim)
+        # ViCHA's optional parts, last: the parts above initialise as they do without them
+        self.concepts = VISUAL_CONCEPTS.get(cfg.concepts.kind)(
+            cfg.concepts, vdim, width, pad_token_id
+        )
+        self.alignment = ALIGNMENT_HEADS.get(cfg.alignment.kind)(
+            cfg.alignment, vdim, width, cfg.embed_dim
+        )
+        self.image_decoder = IMAGE_DECODERS.get(cfg.mim.kind)(cfg.mim, cfg.visual, image_size)
 
     @property
     def hybrid(self) -> bool:
@@ -82,7 +107,11 @@ class ASHNet(nn.Module):
     @property
     def outputs(self) -> frozenset[str]:
         """The named outputs this network produces (what a loss may declare it `needs`)."""
-        return OUTPUTS | SPIKING_OUTPUTS if self.hybrid else OUTPUTS
+        names = OUTPUTS | SPIKING_OUTPUTS if self.hybrid else OUTPUTS
+        for part, outputs in COMPONENT_OUTPUTS.items():
+            if getattr(self, part) is not None:
+                names |= outputs
+        return names
 
     def encode_image(self, image: Tensor, instance_map: Tensor | None = None) -> VisualOutput:
         """`(B, 3, H, W)` float in [0, 1] (and, for encoders that read it, the panoptic
@@ -113,6 +142,12 @@ class ASHNet(nn.Module):
                     f"{features.mask.shape[1]} masked feature rows"
                 )
             mask = features.mask.repeat(1, blocks)
+        concept_logits = None
+        if self.concepts is not None:  # appended after the blocks the grids locate
+            concepts, concept_logits = self.concepts(features, self.text_encoder.word_embeddings)
+            tokens = torch.cat([tokens, concepts], dim=1)
+            if mask is not None:
+                mask = torch.cat([mask, mask.new_ones(concepts.shape[:2])], dim=1)
         return VisualOutput(
             tokens=tokens,
             grids=grids,
@@ -121,6 +156,7 @@ class ASHNet(nn.Module):
             image_embed=self.itc.embed_image(token_mean(tokens, mask)),
             spike_embed=spike_embed,
             mask=mask,
+            concept_logits=concept_logits,
         )
 
     def encode_text(self, ids: Tensor, mask: Tensor) -> TextOutput:
