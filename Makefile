@@ -11,7 +11,8 @@ PY := $(VENV)/bin/python
 REQS := requirements/torch.txt requirements/main.txt requirements/main.lock pyproject.toml
 STAMP := $(VENV)/.stamp-$(shell cat $(REQS) | sha256sum | cut -c1-12)
 
-# Lava (lava-nc 0.10 / lava-dl 0.6) needs Python < 3.11; it lives in its own environment.
+# Lava (lava-nc 0.10 / lava-dl 0.6) needs Python < 3.11; it lives in its own environment
+# (lava-dl brings torch 2.3.1 and its CUDA libraries: about 5 GB, see hardware/README.md).
 LAVA_PYTHON ?= $(shell pyenv prefix 3.10.13 2>/dev/null)/bin/python
 LAVA_VENV := .venv-lava
 LAVA_REQS := requirements/lava.txt
@@ -45,6 +46,7 @@ $(LAVA_STAMP): $(LAVA_REQS)
 	@rm -rf $(LAVA_VENV) && "$(LAVA_PYTHON)" -m venv $(LAVA_VENV)
 	$(LAVA_VENV)/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 	$(LAVA_VENV)/bin/python -m pip install -q -r $(LAVA_REQS) 2>&1 | grep -v "is ignored" || true
+	$(LAVA_VENV)/bin/python -c "import lava.proc.lif.process, lava.lib.dl.netx, nir, h5py" >/dev/null 2>&1 || { echo "error: $(LAVA_VENV) is incomplete after install; see pip's messages above"; exit 1; }
 	@touch $@
 
 world: env

@@ -7,14 +7,17 @@ writes in.h5 and reads out.h5, `simulate.py` the reverse.
 in.h5   `input`  float32 (samples, T, *input_shape): the current (or spikes) of every step
         (`--quantise-on` calibration files have the same format)
 out.h5  `output` float32 (samples, T, *output_shape): output spikes, aligned with the input
-        (Lava's pipeline latency, one step per synaptic hop, is removed)
+        (Lava's pipeline latency, one step per synaptic hop, is removed); when a readout (LI,
+        CubaLI, I) feeds the Output, its membrane voltage after each step, in NIR's units
+        (attribute `output_quantity`: "spikes" or "voltage")
         `activity/<node>` float32 (samples, *layer_shape): spikes per neuron per sample, over
-        the sample's T steps, for every neuron node; attributes `node` (its graph name; the
+        the sample's T steps, for every spiking node; attributes `node` (its graph name; the
         dataset name has '/' as '.'), `kind` and `latency_steps` (the lag removed)
         `spikes/<node>` uint8 (samples, T, *layer_shape), when recorded: every neuron node's
         spike trains, aligned like `output`; attributes `node`, `latency_steps`
         attributes: `samples`, `time_steps`, and what the run adds (simulate.py: mode, dt,
-        steps_run, build_s, run_s, ms_per_step, lava_nc, written), and in fixed_pt
+        scheme, backend, output_quantity, steps_run, build_s, run_s, ms_per_step, lava_nc,
+        written; in fixed_pt quantise_as), and in fixed_pt
         `quantisation`: the `QuantisationReport` (hardware/quantisation_report.py) as JSON
 """
 
@@ -43,8 +46,10 @@ class HarnessFileError(AshError):
 class LavaResult:
     """What one Lava run returns, as out.h5 holds it.
 
-    output     (samples, T, *output_shape) spikes, aligned with the inputs (latency removed)
-    activity   {node: (samples, *layer_shape)} spikes per neuron over each sample's T steps
+    output     (samples, T, *output_shape) spikes (a readout's voltage: attrs
+               ["output_quantity"]), aligned with the inputs (latency removed)
+    activity   {node: (samples, *layer_shape)} spikes per neuron over each sample's T steps,
+               for every spiking node
     latency    {node: steps} the pipeline latency the harness removed from that node
     spikes     {node: (samples, T, *layer_shape)} every node's spike trains (if recorded)
     attrs      out.h5's attributes: mode, dt, steps_run, build_s, run_s, ms_per_step, ...

@@ -101,7 +101,9 @@ class LayerQuantisation:
     """One population in Loihi's integers: its incoming `weights`, threshold `vth`, decays
     `dv` and `du` (12-bit; `*_float` the floating-point dt/tau, `*_loihi` what the integer
     decays per step: dv / 4096 and (du + 1) / 4096, as Lava adds one to du), the largest bias
-    rounding error in thresholds, and for a layer fed by the graph input its `input_current`."""
+    rounding error in thresholds, and for a layer fed by the graph input its `input_current`.
+    `decays`: how many distinct (du, dv) pairs its neurons have; when more than one, the dv/du
+    fields are those of the neuron whose decays rounded worst (relative error)."""
 
     node: str
     kind: str
@@ -115,10 +117,11 @@ class LayerQuantisation:
     du_loihi: float
     max_bias_error: float
     input_current: InputCurrent | None = None
+    decays: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "weights", tuple(self.weights))
-        problems = [*_count("vth", self.vth, least=1)]
+        problems = [*_count("vth", self.vth, least=1), *_count("decays", self.decays, least=1)]
         for name in ("dv", "du"):
             problems += _count(name, getattr(self, name))
         for name in ("dv_float", "dv_loihi", "du_float", "du_loihi", "max_bias_error"):
@@ -132,10 +135,11 @@ class LayerQuantisation:
             f"max weight error {w.max_error_share:.2%} of max |w|"
             for w in self.weights
         ]
+        worst = f" (worst of {self.decays} per-neuron decays)" if self.decays > 1 else ""
         lines.append(
             f"quantise: {where}: vth {self.vth}, dv {self.dv} (dt/tau {self.dv_float:.6g} -> "
-            f"{self.dv_loihi:.6g}), du {self.du} ({self.du_float:.6g} -> {self.du_loihi:.6g}), "
-            f"max bias error {self.max_bias_error:.2g} thresholds"
+            f"{self.dv_loihi:.6g}), du {self.du} ({self.du_float:.6g} -> {self.du_loihi:.6g})"
+            f"{worst}, max bias error {self.max_bias_error:.2g} thresholds"
         )
         current = self.input_current
         if current is not None and current.threshold_shift:

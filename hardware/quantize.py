@@ -9,13 +9,20 @@ from lava-nc 0.10's bit-accurate models (`lava.proc.lif.models.AbstractPyLifMode
 - u and v: 24-bit; each step's synaptic input is shifted left by 6 before it joins u, the
   threshold is shifted left by 6 before the comparison, the bias is added to v unshifted;
 - du, dv: 12-bit decays, u *= (4096 - du - 1) / 4096 and v *= (4096 - dv) / 4096, rounding
-  toward zero; vth: 17-bit unsigned; bias: 13-bit signed mantissa << 3-bit exponent;
+  toward zero (one per neuron where the decays differ, see lava_network.py); vth: 17-bit
+  unsigned; bias: 13-bit signed mantissa << 3-bit exponent;
 - the rest potential each sample starts from (`v_rest`) is a 24-bit v, in the bias's units.
 
 In floating_pt units every population has threshold 1 (see mapping.py). Here a population's
 threshold becomes the integer 2**14 (exact), leaving 8x headroom below the 2**17 input range
 of the 24-bit state; each connection then gets the weight exponent that lets its largest
 weight use the full mantissa. Graded input (currents) becomes 8-bit signed integers per step.
+A readout's voltage (LI, CubaLI, I: never compared with the threshold) is in the same units:
+v = v_int / (vth << 6) in NIR's units.
+
+`NETX` is the profile of the integers lava-dl's netx format can hold (every weight at exponent
+0 and every bias at exponent 6), which `--quantise-as netx` and export/to_netx.py use, so that
+a harness run and a netx run of the same graph are the same integers.
 
 The 24-bit current `u` WRAPS on overflow in Lava's bit-accurate LIF (2**23 + k becomes k: a
 large excitatory input turns inhibitory), so overflow is checked on the actual data, never on
@@ -37,7 +44,7 @@ from scipy import sparse
 
 from hardware.plan import (
     CONSTANT,
-    Connection,
+    QUANTISE_PROFILES,
     HarnessError,
     LavaPlan,
     NeuronLayer,
@@ -64,6 +71,9 @@ class LoihiLimits:
     activation_shift: int = 6
     bias_mant_max: int = 2**12 - 1
     bias_exp_max: int = 7
+    # None: the smallest bias exponent per neuron that fits its mantissa; an integer: every
+    # bias at that exponent (lava-dl netx's format fixes it at 6, see `NETX`)
+    bias_exp_fixed: int | None = None
     threshold_exp: int = 14
     input_bits: int = 8
 
@@ -79,6 +89,13 @@ class LoihiLimits:
 
 
 LOIHI = LoihiLimits()
+# The integers lava-dl's netx format can hold (export/to_netx.py, hardware/netx.py): netx
+# re-derives each layer's weight exponent from the stored 8-bit weights as if they carried
+# exponent 0 (`netx.utils.optimize_weight_bits`) and reads `bias` as a mantissa at exponent 6
+# (`netx.hdf5.Network.get_neuron_params`), so every weight here is at exponent 0 (the
+# threshold is lowered until the largest weight fits 8 bits) and every bias at exponent 6.
+NETX = LoihiLimits(weight_exp_range=(0, 0), bias_exp_fixed=6)
+PROFILES = dict(zip(QUANTISE_PROFILES, (LOIHI, NETX)))
 
 
 def quantize_for_loihi(
@@ -189,6 +206,11 @@ def _quantize_layer(
         default=lo_exp,
     )
     p = threshold_exp - max(0, needed - hi_exp)
+    bias_peak = float(np.max(np.abs(layer.bias_mant), initial=0.0))
+    if limits.bias_exp_fixed is not None and bias_peak > 0:
+        # one bias exponent: lower the threshold until the largest bias fits the mantissa
+        room = limits.bias_mant_max * 2.0 ** (limits.bias_exp_fixed - limits.activation_shift)
+        p = min(p, math.floor(math.log2(room / bias_peak)))
     if p < 0:
         raise HarnessError(f"{where}: a single input exceeds 2**{hi_exp + 8} thresholds")
     vth = 2**p
@@ -204,25 +226,31 @@ def _quantize_layer(
             )
         error = _share(_peak(weight * 2.0**exp - target), _peak(target))
         weights.append(WeightQuantisation(conn.source, exp, mode.name.lower(), error))
-        connections.append(Connection(conn.source, weight, exp))
+        connections.append(dataclasses.replace(conn, weight=weight, weight_exp=exp))
 
-    dv = min(round(layer.dv * limits.decay_unity), limits.decay_unity - 1)
-    if layer.dv > 0 and dv == 0:
+    dv_float, du_float = _per_neuron(layer.dv, layer.size), _per_neuron(layer.du, layer.size)
+    dv = np.minimum(np.rint(dv_float * limits.decay_unity), limits.decay_unity - 1).astype(int)
+    if np.any((dv_float > 0) & (dv == 0)):
         raise HarnessError(
-            f"{where}: decay dt/tau = {layer.dv:.3g} is below Loihi's 12-bit resolution 1/4096"
+            f"{where}: decay dt/tau = {np.min(dv_float[dv_float > 0]):.3g} is below Loihi's "
+            "12-bit resolution 1/4096"
         )
     # Lava adds ds_offset = 1 to du, so du = 4095 is a full decay (u holds one step's input).
-    du = round(layer.du * limits.decay_unity) - 1
-    if not 0 <= du < limits.decay_unity:
+    du = np.rint(du_float * limits.decay_unity).astype(int) - 1
+    if np.any((du < 0) | (du >= limits.decay_unity)):
         raise HarnessError(
-            f"{where}: current decay dt/tau_syn = {layer.du:.3g} is below Loihi's 12-bit "
+            f"{where}: current decay dt/tau_syn = {np.min(du_float):.3g} is below Loihi's 12-bit "
             "resolution 1/4096"
         )
     bias_total = layer.bias_mant * vth * 2**limits.activation_shift
     bias_exp = np.zeros(layer.size, dtype=np.int64)
-    big = np.abs(bias_total) > limits.bias_mant_max
-    bias_exp[big] = np.ceil(np.log2(np.abs(bias_total[big]) / limits.bias_mant_max))
-    if np.any(bias_exp > limits.bias_exp_max):
+    if limits.bias_exp_fixed is None:
+        big = np.abs(bias_total) > limits.bias_mant_max
+        bias_exp[big] = np.ceil(np.log2(np.abs(bias_total[big]) / limits.bias_mant_max))
+    else:
+        bias_exp[:] = limits.bias_exp_fixed
+    too_large = np.abs(bias_total) / 2.0**bias_exp > limits.bias_mant_max + 0.5
+    if np.any(bias_exp > limits.bias_exp_max) or np.any(too_large):
         raise HarnessError(f"{where}: bias {np.max(np.abs(layer.bias_mant)):.3g} is too large")
     bias_mant = np.rint(bias_total / 2.0**bias_exp).astype(np.int64)
     bias_mant = np.clip(bias_mant, -limits.bias_mant_max - 1, limits.bias_mant_max)
@@ -235,18 +263,29 @@ def _quantize_layer(
             f"{np.max(np.abs(layer.v_rest)):.3g} x (v_threshold - v_reset) does not fit "
             "Loihi's 24-bit voltage"
         )
+    # the report names the neuron whose decays rounded worst (relative error)
+    dv_loihi, du_loihi = dv / limits.decay_unity, (du + 1) / limits.decay_unity
+    worst = int(
+        np.argmax(
+            np.maximum(
+                _relative(dv_loihi, dv_float),
+                _relative(du_loihi, du_float),
+            )
+        )
+    )
     record = LayerQuantisation(
         node=layer.name,
         kind=layer.kind,
         weights=tuple(weights),
         vth=vth,
-        dv=dv,
-        dv_float=float(layer.dv),
-        dv_loihi=dv / limits.decay_unity,
-        du=du,
-        du_float=float(layer.du),
-        du_loihi=(du + 1) / limits.decay_unity,
+        dv=int(dv[worst]),
+        dv_float=float(dv_float[worst]),
+        dv_loihi=float(dv_loihi[worst]),
+        du=int(du[worst]),
+        du_float=float(du_float[worst]),
+        du_loihi=float(du_loihi[worst]),
         max_bias_error=float(bias_error / (vth * 2**limits.activation_shift)),
+        decays=len(set(zip(du.tolist(), dv.tolist()))),
     )
     quantized = dataclasses.replace(
         layer,
@@ -259,6 +298,14 @@ def _quantize_layer(
         v_rest=np.rint(rest).astype(np.int64),
     )
     return quantized, record
+
+
+def _per_neuron(value, size: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(value, dtype=np.float64).reshape(-1), (size,)).copy()
+
+
+def _relative(rounded: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    return np.abs(rounded - exact) / np.where(exact > 0, exact, 1.0)
 
 
 def _on_grid(target, exp: int, bits: int):

@@ -52,8 +52,9 @@ def run_on_lava(
     """Run `inputs` (samples, T, *input_shape) through the graph at `nir_path` on Lava.
 
     Returns the output spikes (samples, T, *output_shape), aligned with the inputs (Lava's
-    pipeline latency removed), and the spike counts per neuron node, each (samples,
-    *layer_shape), summed over the T steps of a sample. `dt` None: the graph's sidecar or
+    pipeline latency removed; a readout's voltage when a LI, CubaLI or I feeds the Output),
+    and the spike counts per spiking neuron node, each (samples, *layer_shape), summed over the
+    T steps of a sample. `dt` None: the graph's sidecar or
     metadata, else 1e-3 s. Raises LavaError with simulate.py's one-line error.
     """
     result = simulate_on_lava(nir_path, inputs, mode, dt, timeout)
@@ -68,11 +69,14 @@ def simulate_on_lava(
     timeout: float = 3600.0,
     record_spikes: bool = False,
     quantise_on: str | Path | None = None,
+    scheme: str = "explicit",
+    quantise_as: str = "loihi",
 ) -> LavaResult:
     """`run_on_lava` returning everything out.h5 holds: with `record_spikes`, every neuron
     node's spike trains too, the run's timings and in fixed_pt its `QuantisationReport`
     (`LavaResult.quantisation`). `quantise_on`: an in.h5 of calibration inputs for fixed_pt
-    (`write_inputs`), else the run's own inputs."""
+    (`write_inputs`), else the run's own inputs. `scheme` and `quantise_as`: simulate.py's
+    --scheme (explicit or semi-implicit) and --quantise-as (loihi or netx)."""
     if mode not in MODES:
         raise LavaError(f"unknown mode {mode!r}; use {' or '.join(MODES)}")
     inputs = np.asarray(inputs, dtype=np.float32)
@@ -84,7 +88,7 @@ def simulate_on_lava(
         command = [
             str(python), str(SIMULATE), str(nir_path),
             "--input", str(in_path), "--out", str(out_path),
-            "--mode", mode, "--timeout", str(timeout),
+            "--mode", mode, "--timeout", str(timeout), "--scheme", scheme,
         ]  # fmt: skip
         if dt is not None:
             command += ["--dt", repr(float(dt))]
@@ -92,6 +96,8 @@ def simulate_on_lava(
             command.append("--record-spikes")
         if quantise_on is not None:
             command += ["--quantise-on", str(quantise_on)]
+        if mode == "fixed_pt":
+            command += ["--quantise-as", quantise_as]
         limit = timeout + GRACE_S
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=limit)

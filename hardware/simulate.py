@@ -42,12 +42,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ash_neuro.atomic import remove_stale_temporaries  # noqa: E402
 from ash_neuro.errors import cli_entry  # noqa: E402
 from ash_neuro.nir_export.contract import NIRExportError, read_sidecar, sidecar_path  # noqa: E402
+from ash_neuro.nir_export.reference import SCHEMES  # noqa: E402
 from hardware.graph import lower, read_graph  # noqa: E402
 from hardware.io import LavaResult, read_inputs, write_outputs  # noqa: E402
-from hardware.plan import MODES, HarnessError, LavaPlan  # noqa: E402
+from hardware.plan import (  # noqa: E402
+    MODES,
+    QUANTISE_PROFILES,
+    HarnessError,
+    LavaPlan,
+    loihi2_problems,
+)
 from hardware.quantisation_report import QuantisationReport  # noqa: E402
 from hardware.supervise import die_with_parent, run_watched  # noqa: E402
 
+BACKENDS = ("sim", "loihi2")
 DEFAULT_DT = 1e-3
 DEFAULT_TIMEOUT = 3600.0
 EXIT_FAILED = 1
@@ -64,6 +72,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, type=Path, help="out.h5 to write")
     parser.add_argument("--dt", type=float, default=None, help="seconds per step")
     parser.add_argument("--mode", choices=MODES, default="floating_pt")
+    parser.add_argument(
+        "--scheme",
+        choices=SCHEMES,
+        default="explicit",
+        help="order of a current-based neuron's updates: explicit (forward Euler, Norse's "
+        "LIFBox convention; default) or semi-implicit (current first: snnTorch, Norse's "
+        "LIFCell, Loihi); see hardware/README.md",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="sim",
+        help="sim: Lava's Loihi 2 simulator on the CPU; loihi2: the chip, through Intel's "
+        "Lava extension for Loihi (fixed_pt only; hardware/README.md)",
+    )
+    parser.add_argument(
+        "--quantise-as",
+        choices=QUANTISE_PROFILES,
+        default="loihi",
+        help="fixed_pt integers: loihi (a weight exponent per connection) or netx (those "
+        "export/to_netx.py writes: weight exponent 0, bias exponent 6)",
+    )
     parser.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds before the run is killed"
     )
@@ -111,28 +141,43 @@ def work(args: argparse.Namespace) -> int:
     """The worker: everything that touches the graph, the data and Lava."""
     die_with_parent(args.worker_of)
     graph = read_graph(args.graph)
-    plan = lower(graph, resolve_dt(args.graph, args.dt, graph.metadata))
+    plan = lower(graph, resolve_dt(args.graph, args.dt, graph.metadata), args.scheme)
     inputs = read_inputs(args.input, plan.input_shape)
     for layer in plan.layers:
-        print(f"lava: {layer.name}: {layer.kind} {layer.shape}, latency {layer.latency} steps")
+        notes = [] if layer.spiking else ["readout: its voltage is the output"]
+        notes += ["recurrent"] if layer.recurrent else []
+        notes += [] if layer.uniform_decays else ["per-neuron decays"]
+        print(
+            f"lava: {layer.name}: {layer.kind} {layer.shape}, latency {layer.latency} steps"
+            + "".join(f"; {note}" for note in notes)
+        )
     quantisation = None
     if args.mode == "fixed_pt":
-        from hardware.quantize import quantize_for_loihi
+        from hardware.quantize import PROFILES, quantize_for_loihi
 
         calibration = (
             inputs if args.quantise_on is None else read_inputs(args.quantise_on, plan.input_shape)
         )
-        plan, quantisation = quantize_for_loihi(plan, calibration)
+        plan, quantisation = quantize_for_loihi(plan, calibration, PROFILES[args.quantise_as])
         if args.quantise_on is not None:
             quantisation = dataclasses.replace(quantisation, calibration_samples=len(calibration))
         print("\n".join(quantisation.parameter_lines()))
+    if args.backend == "loihi2":  # the graph first: it can be checked without the chip
+        from hardware.lava_network import loihi2_missing
+
+        problems = loihi2_problems(plan)
+        if problems:
+            raise HarnessError(f"--backend loihi2 cannot run this graph: {'; '.join(problems)}")
+        missing = loihi2_missing()
+        if missing:
+            raise HarnessError(missing)
     # Lava itself is imported only here, once the graph and the inputs have been checked.
     from hardware.lava_network import LavaProcessFailed, run_plan
 
     # fixed_pt records every layer's spikes to check the 24-bit currents they drove.
     fixed = args.mode == "fixed_pt"
     try:
-        run = run_plan(plan, inputs, record_spikes=args.record_spikes or fixed)
+        run = run_plan(plan, inputs, args.record_spikes or fixed, args.backend)
     except LavaProcessFailed as exc:
         print(f"error: the Lava run failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -145,10 +190,14 @@ def work(args: argparse.Namespace) -> int:
             run = dataclasses.replace(run, spikes=None)
     samples, steps = inputs.shape[:2]
     print(
-        f"lava: {args.mode}: {samples} samples x {steps} steps (+{plan.depth} latency) in "
-        f"{run.run_s:.2f} s, {run.ms_per_step:.2f} ms/step; build {run.build_s:.2f} s"
+        f"lava: {args.mode} ({args.scheme}, {args.backend}): {samples} samples x {steps} steps "
+        f"(+{plan.depth} latency) in {run.run_s:.2f} s, {run.ms_per_step:.2f} ms/step; build "
+        f"{run.build_s:.2f} s"
     )
-    write_outputs(args.out, _result(run, plan, quantisation))
+    extra = {"backend": args.backend}
+    if fixed:
+        extra["quantise_as"] = args.quantise_as
+    write_outputs(args.out, _result(run, plan, quantisation, extra))
     return 0
 
 
@@ -191,11 +240,16 @@ def _metadata_dt(metadata: dict) -> float | None:
     return None
 
 
-def _result(run, plan: LavaPlan, quantisation: QuantisationReport | None) -> LavaResult:
+def _result(
+    run, plan: LavaPlan, quantisation: QuantisationReport | None, extra: dict
+) -> LavaResult:
     """What out.h5 stores of a run (`lava_network.LavaRun`) of `plan`."""
     attrs = dict(
         mode=plan.mode,
         dt=plan.dt,
+        scheme=plan.scheme,
+        output_quantity="spikes" if plan.output_spiking else "voltage",
+        **extra,
         steps_run=run.steps,
         build_s=run.build_s,
         run_s=run.run_s,
@@ -205,11 +259,11 @@ def _result(run, plan: LavaPlan, quantisation: QuantisationReport | None) -> Lav
     )
     return LavaResult(
         output=run.output,
-        activity={layer.name: run.activity[layer.name] for layer in plan.layers},
+        activity=run.activity,
         latency={layer.name: layer.latency for layer in plan.layers},
         spikes={} if run.spikes is None else {name: run.spikes[name] for name in run.spikes},
         attrs=attrs,
-        kinds={layer.name: layer.kind for layer in plan.layers},
+        kinds={layer.name: layer.kind for layer in plan.layers if layer.name in run.activity},
         quantisation=quantisation,
     )
 

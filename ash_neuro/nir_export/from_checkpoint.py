@@ -50,7 +50,7 @@ def export_checkpoint(
     size = visual.image_size
     world = loaded.data.location if loaded.data.kind == "world" else None
     reads_maps = reads_instance_maps(loaded.cfg)
-    images, maps, origin = _sample_images(world, samples, size, seed, reads_maps)
+    images, maps, origin = sample_images(world, samples, size, seed, reads_maps)
     with torch.no_grad():
         generator = torch.Generator().manual_seed(seed)
         currents = encoder.encode_input(visual(images, maps).tokens, generator).contiguous()
@@ -69,7 +69,7 @@ def export_checkpoint(
     )
 
 
-def _sample_images(
+def sample_images(
     world: Any, samples: int, size: int, seed: int, with_panoptic: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None, str]:
     """Validation images of the checkpoint's world when it is on disk (real inputs exercise the

@@ -41,15 +41,22 @@ def run_network(network: torch.nn.Module, currents: torch.Tensor) -> torch.Tenso
     return torch.stack(outputs)
 
 
-def record_spikes(root: torch.nn.Module, run: Callable[[], torch.Tensor]) -> Spikes:
-    """Call `run()` and collect, per step, the spikes of every LIFBoxCell directly in `root`."""
+def record_spikes(
+    root: torch.nn.Module,
+    run: Callable[[], torch.Tensor],
+    kinds: tuple[type[torch.nn.Module], ...] = (LIFBoxCell,),
+) -> Spikes:
+    """Call `run()` and collect, per step, the output of every module of `kinds` directly in
+    `root` (a Norse cell's first output, its spikes or a leaky integrator's voltage; a module
+    returning one tensor, such as snnTorch's neurons with `init_hidden`, that tensor)."""
     steps: dict[str, list[torch.Tensor]] = {}
     handles = []
     for name, module in root.named_children():
-        if isinstance(module, LIFBoxCell):
+        if isinstance(module, kinds):
 
             def hook(_module, _inputs, output, name=name):
-                steps.setdefault(name, []).append(output[0].detach().clone())
+                value = output[0] if isinstance(output, tuple) else output
+                steps.setdefault(name, []).append(value.detach().clone())
 
             handles.append(module.register_forward_hook(hook))
     try:

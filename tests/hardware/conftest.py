@@ -66,3 +66,18 @@ def lif_graph(tmp_path) -> tuple[Path, nir.NIRGraph]:
 def currents() -> np.ndarray:
     """(samples, T, 6) input currents."""
     return np.random.default_rng(1).uniform(0, 3, (6, 30, 6))
+
+
+@pytest.fixture(scope="session")
+def lava_dl(lava) -> Path:
+    """The Lava interpreter, with lava-dl's netx importable in it: skipped without lava-dl on a
+    developer's machine, failing where `CI` is set (as `tests.conftest.require_lava`)."""
+    done = subprocess.run(
+        [str(lava), "-c", "import lava.lib.dl.netx"], capture_output=True, text=True, timeout=120
+    )
+    if done.returncode != 0:
+        reason = f"lava-dl is not importable in {lava} (`make lava-env` installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}: in CI it must be")
+        pytest.skip(reason)
+    return lava

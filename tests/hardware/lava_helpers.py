@@ -33,11 +33,6 @@ def processes_with_marker(marker: str) -> list[int]:
     return found
 
 
-def shared_memory() -> set[str]:
-    """Python multiprocessing's shared memory segments and semaphores now in /dev/shm."""
-    return {p.name for pattern in ("psm_*", "sem.*") for p in Path("/dev/shm").glob(pattern)}
-
-
 def lif(n, tau=0.01, **kw) -> nir.LIF:
     params = dict(r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.ones(n), v_reset=np.zeros(n))
     params.update({k: np.broadcast_to(np.asarray(v, float), (n,)).copy() for k, v in kw.items()})
