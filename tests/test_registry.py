@@ -14,13 +14,16 @@ from ash_neuro.errors import ConfigError
 from ash_neuro.models.factory import build_model, build_task_model
 from ash_neuro.registry import (
     ADAPTERS,
+    ALIGNMENT_HEADS,
     FUSION_ENCODERS,
     GRAPH_ENCODERS,
+    IMAGE_DECODERS,
     LOSSES,
     SPIKE_CODINGS,
     SPIKING_ENCODERS,
     TASKS,
     TEXT_ENCODERS,
+    VISUAL_CONCEPTS,
     VISUAL_ENCODERS,
     Registry,
 )
@@ -34,7 +37,21 @@ BUILT_IN = {
     GRAPH_ENCODERS: ("none", "gat"),
     ADAPTERS: ("concat", "ratio"),
     FUSION_ENCODERS: ("cross_attention",),
-    LOSSES: ("itc", "itm", "mlm", "spike_contrastive", "stua", "stl", "spike_rate"),
+    VISUAL_CONCEPTS: ("none", "tagged"),
+    ALIGNMENT_HEADS: ("none", "hierarchical"),
+    IMAGE_DECODERS: ("none", "mae"),
+    LOSSES: (
+        "itc",
+        "itm",
+        "mlm",
+        "spike_contrastive",
+        "stua",
+        "stl",
+        "spike_rate",
+        "hitc",
+        "concept_tagging",
+        "mim",
+    ),
     TASKS: ("retrieval", "vqa", "ve", "nlvr", "grounding"),
 }
 

@@ -154,7 +154,9 @@ def test_unknown_kinds_are_one_line_errors_listing_the_registered(tiny_world, tm
     with pytest.raises(ConfigError, match=r"model.visual.kind: unknown visual encoder 'vitt'; "):
         train(tiny(tiny_world, "model.visual.kind=vitt"), tmp_path / "a")
     assert "vit" in VISUAL_ENCODERS.names()
-    registered = "itc, itm, mlm, spike_contrastive, spike_rate, stl, stua"
+    registered = (
+        "concept_tagging, hitc, itc, itm, mim, mlm, spike_contrastive, spike_rate, stl, stua"
+    )
     with pytest.raises(
         ConfigError, match=f"loss.weights: unknown loss 'itcc'; registered: {registered}"
     ):

@@ -239,8 +239,8 @@ def test_an_unknown_loss_is_a_one_line_error_listing_the_losses(tiny_cfg, token_
     with pytest.raises(ConfigError) as info:
         enabled_losses(model, cfg)
     assert str(info.value) == (
-        "loss.weights: unknown loss 'itcc'; registered: "
-        "itc, itm, mlm, spike_contrastive, spike_rate, stl, stua"
+        "loss.weights: unknown loss 'itcc'; registered: concept_tagging, hitc, itc, itm, mim, "
+        "mlm, spike_contrastive, spike_rate, stl, stua"
     )
 
 
