@@ -19,7 +19,9 @@ mean ± std intervals overlap) or outside it.
 
 Data efficiency (`--train-fraction 0.25`, ViCHA's comparison): every method pre-trains on the
 first quarter of the world's training images (`train.image_fraction`, the same images for every
-method and seed) for the same number of steps; fine-tuning and evaluation are unchanged. Those
+method and seed) for the same number of steps (`train.epochs` raised so that `--steps` binds: a
+quarter of the images is a quarter of the steps per epoch); fine-tuning and evaluation are
+unchanged. Those
 rows are labelled with the fraction, kept beside the full-data ones in results.json, and each is
 also compared with the full-data ASH-Nets row when that has run.
 
@@ -246,7 +248,11 @@ def main() -> None:
     saved = out / "results.json"
     results: dict = json.loads(saved.read_text()) if saved.exists() else {}
     budget = (args.steps, args.finetune_steps, args.overrides)
-    fraction_overrides = [f"train.image_fraction={fraction}"] if fraction != 1 else []
+    # fewer images make shorter epochs: as many epochs as steps lets train.max_steps bind, so
+    # every row pre-trains for the same number of steps whatever its share of the images
+    fraction_overrides = (
+        [f"train.image_fraction={fraction}", f"train.epochs={args.steps}"] if fraction != 1 else []
+    )
     print(
         f"budget: world {', '.join(WORLD)} at 64 px; pre-training {args.steps} steps on "
         f"{fraction:g} of the training images, fine-tuning {args.finetune_steps} steps per task, "
@@ -260,14 +266,15 @@ def main() -> None:
             # takes the network from the checkpoint)
             own = [*(method_overrides[0] if method_overrides else []), *fraction_overrides]
             done = results.get(label, {}).get(str(seed))
-            if done and done.get("budget") == list(budget):
+            if done and done.get("budget") == list(budget) and done.get("own", []) == own:
                 print(f"== {label}, seed {seed}: reusing {out / label / str(seed)}")
                 continue
             print(f"== {label} ({' '.join([config, *own])}), seed {seed}")
             start = time.perf_counter()
             folder = out / label / str(seed)
             row = run_method(config, seed, world, folder, *budget[:2], list(args.overrides), own)
-            row["budget"], row["wall_s"] = list(budget), time.perf_counter() - start
+            row["budget"], row["own"] = list(budget), own
+            row["wall_s"] = time.perf_counter() - start
             results.setdefault(label, {})[str(seed)] = row
             saved.write_text(json.dumps(results, indent=2) + "\n")
     print_table(results, [row[0] for row in methods], seeds, fraction)
