@@ -26,8 +26,9 @@ rows are labelled with the fraction, kept beside the full-data ones in results.j
 also compared with the full-data ASH-Nets row when that has run.
 
 The default budget is reduced so that the whole table runs in well under an hour on 2 CPU cores
-(about 10 minutes per method for 3 seeds; 36 minutes for the four rows, measured on a machine
-shared with other jobs): a world of 2,000 train / 200 val / 200 test images at 64 px (the
+(about 10 minutes per method for 3 seeds; 36 minutes for the first four rows, measured on a
+machine shared with other jobs; a ViCHA run costs about 1.16 times an ASH-Nets run's CPU time,
+so the eight rows take about 1 h 20 min, and `--train-fraction 0.25` as long again): a world of 2,000 train / 200 val / 200 test images at 64 px (the
 default world's generator and seed, fewer images); 120 pre-training steps of batch 64 (about 4
 epochs) at a learning rate of 1e-3 after 10 warm-up steps (at the configs' 3e-4 and 50 warm-up
 steps ITC has not left ln(64) by step 100 and retrieval stays at chance); 30 fine-tuning steps
