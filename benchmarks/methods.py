@@ -25,18 +25,18 @@ unchanged. Those
 rows are labelled with the fraction, kept beside the full-data ones in results.json, and each is
 also compared with the full-data ASH-Nets row when that has run.
 
-The default budget is reduced so that the whole table runs in well under an hour on 2 CPU cores
-(about 10 minutes per method for 3 seeds; 36 minutes for the first four rows, measured on a
-machine shared with other jobs; a ViCHA run costs about 1.16 times an ASH-Nets run's CPU time,
-so the eight rows take about 1 h 20 min, and `--train-fraction 0.25` as long again): a world of 2,000 train / 200 val / 200 test images at 64 px (the
-default world's generator and seed, fewer images); 120 pre-training steps of batch 64 (about 4
-epochs) at a learning rate of 1e-3 after 10 warm-up steps (at the configs' 3e-4 and 50 warm-up
-steps ITC has not left ln(64) by step 100 and retrieval stays at chance); 30 fine-tuning steps
-of batch 64 per task with 5 warm-up steps (`downstream.py` runs 300); one thread per run
+The default budget is reduced to fit 2 CPU cores (about 10 minutes per method for 3 seeds; 36
+minutes for the first four rows, measured on a machine shared with other jobs; a ViCHA run costs
+about 1.16 times an ASH-Nets run's CPU time, so the eight rows take about 1 h 20 min, and
+`--train-fraction 0.25` as long again): a world of 2,000 train / 200 val / 200 test images at 64
+px (the default world's generator and seed, fewer images); 120 pre-training steps of batch 64
+(about 4 epochs) at a learning rate of 1e-3 after 10 warm-up steps (at the configs' 3e-4 and 50
+warm-up steps ITC has not left ln(64) by step 100 and retrieval stays at chance); 30 fine-tuning
+steps of batch 64 per task with 5 warm-up steps (`downstream.py` runs 300); one thread per run
 (`train.threads=1`: on a shared 2-core machine two threads contend with any other load and run
 several times slower). Every other setting is the method's config. These numbers rank the
-methods at a small budget; they are not the full-size results (README, "Measured"). Runs
-resume: a finished run (its result in results.json, at the same budget) is reused.
+methods at a small budget; they are not the full-size results (README, "Measured"). Runs resume:
+a finished run (its result in results.json, at the same budget) is reused.
 
     .venv/bin/python benchmarks/methods.py [--seeds 0,1,2] [--steps 120] [--finetune-steps 30]
         [--methods ASH-Nets,GSHN] [--train-fraction 0.25] [--out runs/bench_methods]
