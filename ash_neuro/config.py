@@ -214,6 +214,70 @@ class FusionConfig:
 
 
 @dataclass
+class ConceptConfig:
+    """Visual concepts (ViCHA): image-level keywords embedded with the text encoder's word
+    embeddings and appended to the joined visual tokens after the spiking encoder (so the
+    exported encoder's contract does not change). `kind` from `registry.VISUAL_CONCEPTS`
+    ("none"; "tagged": a tagger on the ANN tokens scores every word of `vocabulary` and the
+    image's `count` best words become tokens, each weighted by its probability; see
+    `models/visual_concepts.py`). `source`: what the tagger learns to predict at pre-training,
+    "scene" (the procedural world's scene ground truth: every object's colour, shape, size and
+    texture) or "captions" (words mined from the training captions: the offline option for any
+    data set with captions). `vocabulary`: the concept words; empty, `ash_neuro.train` fills it
+    from the source (every scene word, or the `vocabulary_size` words of the training captions
+    found in the most images, at least `min_images` of them and at most a `max_share` of them,
+    function words left out). `max_pieces`: WordPieces per concept word."""
+
+    kind: str = "none"
+    source: Literal["scene", "captions"] = "scene"
+    count: int = 8
+    vocabulary: list[str] = field(default_factory=list)
+    vocabulary_size: int = 48
+    min_images: int = 5
+    max_share: float = 0.5
+    max_pieces: int = 4
+
+    def __post_init__(self) -> None:
+        _ranges(
+            self,
+            count=">= 1",
+            vocabulary_size=">= 1",
+            min_images=">= 1",
+            max_share="(0, 1]",
+            max_pieces=">= 1",
+        )
+
+
+@dataclass
+class AlignmentConfig:
+    """Hierarchical cross-modal alignment (ViCHA's H-ITC): `kind` from
+    `registry.ALIGNMENT_HEADS` ("none"; "hierarchical": for each i, the visual encoder's hidden
+    state `visual_layers[i]` and the text encoder's `text_layers[i]` are projected and aligned
+    contrastively, the `hitc` loss, weighted per pair by `loss.hitc_layer_weights`). Indices
+    count into the encoders' `hidden_states` (0: the embedded input; negative: from the last
+    block). Default: the paper's pairing scaled to two-layer encoders
+    (`models/hierarchical_alignment.py`)."""
+
+    kind: str = "none"
+    visual_layers: list[int] = field(default_factory=lambda: [-2])
+    text_layers: list[int] = field(default_factory=lambda: [-2])
+
+
+@dataclass
+class MIMConfig:
+    """Masked image modelling (ViCHA, MAE-style): `kind` from `registry.IMAGE_DECODERS`
+    ("none"; "mae": the visual encoder reads the visible patches only and a decoder of
+    `decoder_depth` transformer blocks at the visual width predicts every patch's pixels; the
+    `mim` loss, its mask ratio `loss.mim_mask_ratio`)."""
+
+    kind: str = "none"
+    decoder_depth: int = 1
+
+    def __post_init__(self) -> None:
+        _ranges(self, decoder_depth=">= 1")
+
+
+@dataclass
 class ModelConfig:
     embed_dim: int = 64
     visual: VisualConfig = field(default_factory=VisualConfig)
@@ -222,6 +286,9 @@ class ModelConfig:
     graph: GraphConfig = field(default_factory=GraphConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    concepts: ConceptConfig = field(default_factory=ConceptConfig)
+    alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
+    mim: MIMConfig = field(default_factory=MIMConfig)
 
     def __post_init__(self) -> None:
         _ranges(self, embed_dim=">= 1")
@@ -261,6 +328,12 @@ class LossConfig:
     prompt: str = "swap"
     anchor_mask_prob: float = 0.5
     amc_negative_prob: float = 0.5
+    # H-ITC: the weight of each aligned layer pair (model.alignment), ViCHA's [1, ...]
+    hitc_layer_weights: list[float] = field(default_factory=lambda: [1.0])
+    # MIM: the share of patches masked (MAE's and ViCHA's 0.75), and whether each patch's target
+    # pixels are normalised by their own mean and variance (MAE's norm_pix_loss, ViCHA's choice)
+    mim_mask_ratio: float = 0.75
+    mim_norm_pix: bool = True
 
     def __post_init__(self) -> None:
         _ranges(
@@ -275,6 +348,8 @@ class LossConfig:
             neuron_rate_high="(0, 1)",
             anchor_mask_prob="(0, 1]",
             amc_negative_prob="[0, 1)",
+            hitc_layer_weights=">= 0",
+            mim_mask_ratio="(0, 1)",
         )
         if self.neuron_rate_low >= self.neuron_rate_high:
             raise ConfigError(
@@ -299,9 +374,6 @@ class TrainConfig:
     ckpt_every: int = 100
     eval_limit: int = 1000
     threads: int = 0
-    # pre-train on the first N images of the training split only (0: all of them; the data
-    # efficiency comparison of benchmarks/quarter_data.py uses a quarter)
-    max_images: int = 0
     # a non-finite gradient from a finite loss: stop the run (the last checkpoint is good), or
     # skip that step's update and count it (`grad/skipped_steps` in the log)
     nonfinite_grad: Literal["stop", "skip"] = "stop"
@@ -311,6 +383,10 @@ class TrainConfig:
     # learning-rate multiplier of the pretrained backbones (`model.*.pretrained`): lower than
     # the new parts' by default, as is usual when fine-tuning pretrained encoders
     pretrained_lr_scale: float = 0.1
+    # the share of the training split's images a run trains on: the first ceil(f * N) by index,
+    # the same images for every method and seed (data-efficiency comparisons); validation and
+    # evaluation read their whole splits
+    image_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         for part in self.freeze:
@@ -332,7 +408,7 @@ class TrainConfig:
             eval_limit=">= 0",
             threads=">= 0",
             pretrained_lr_scale=">= 0",
-            max_images=">= 0",
+            image_fraction="(0, 1]",
         )
 
 
@@ -569,5 +645,18 @@ def _check_consistency(cfg: Config) -> None:
     ):
         if dim % heads:
             raise ConfigError(f"{key}.heads={heads} must divide the width {dim}")
+    a = cfg.model.alignment
+    if a.kind != "none":
+        pairs = len(a.visual_layers)
+        if not pairs or len(a.text_layers) != pairs:
+            raise ConfigError(
+                f"model.alignment pairs visual_layers {a.visual_layers} with text_layers "
+                f"{a.text_layers}: give one text layer per visual layer (at least one)"
+            )
+        if len(cfg.loss.hitc_layer_weights) != pairs:
+            raise ConfigError(
+                f"loss.hitc_layer_weights={cfg.loss.hitc_layer_weights} needs one weight per "
+                f"aligned layer pair ({pairs}, model.alignment)"
+            )
     if not 1 <= cfg.world.min_objects <= cfg.world.max_objects <= 6:
         raise ConfigError("world.min_objects/max_objects must satisfy 1 <= min <= max <= 6")

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from ash_neuro.config import Config, load_config, parse_overrides
-from ash_neuro.data.datasets import Collator
+from ash_neuro.data.datasets import Collator, first_images
 from ash_neuro.data.sources import check_world, configured_source, data_identity, locate_data
 from ash_neuro.data.tokenizer import load_tokenizer
 from ash_neuro.errors import CheckpointError, ConfigError, cli_entry
@@ -97,6 +97,7 @@ def finetune(cfg: Config, out: Path, init: Path, resume: bool = False, loaded=No
         tokenizer, weights = run_vocabulary(cfg, loaded)
         dataset = task.dataset(configured_source(cfg, "train"), "train", tokenizer)
         answers = task.answers(dataset)
+        dataset = first_images(dataset, cfg.train.image_fraction)
         model = build_task_model(
             cfg, len(tokenizer), tokenizer.pad_token_id, answers, loaded.backbones
         )

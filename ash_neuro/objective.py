@@ -71,12 +71,19 @@ class ForwardPass:
 
 def enabled_losses(model: ASHNet, cfg: LossConfig) -> dict[str, Loss]:
     """{name: loss} of every loss with a non-zero weight whose needs the model meets, in the
-    order of `cfg.weights`; an unknown name or no loss at all is a one-line ConfigError."""
+    order of `cfg.weights`; an unknown name, no loss at all, or a weighted loss whose optional
+    component (`Loss.component`) the network lacks is a one-line ConfigError."""
     losses = {}
     for name, weight in cfg.weights.items():
         loss_class = LOSSES.get(name)
         if weight != 0 and loss_class.needs <= model.outputs:
             losses[name] = loss_class(cfg)
+        elif weight != 0 and loss_class.component is not None:
+            raise ConfigError(
+                f"loss.weights.{name}={weight} needs the component {loss_class.component}, "
+                f"which this network lacks; set {loss_class.component} (see configs/vicha.yaml) "
+                f"or loss.weights.{name}=0"
+            )
     if not losses:
         raise ConfigError(
             "every pre-training loss this network can compute has weight 0; set one of "

@@ -115,6 +115,15 @@ ANCHOR_SOURCES: Registry = Registry("anchor source", "loss.anchors", ("ash_neuro
 ASSOCIATIVE_PROMPTS: Registry = Registry(
     "associative prompt", "loss.prompt", ("ash_neuro.models.associative_prompt",)
 )
+VISUAL_CONCEPTS: Registry = Registry(
+    "visual concept encoder", "model.concepts.kind", ("ash_neuro.models.visual_concepts",)
+)
+ALIGNMENT_HEADS: Registry = Registry(
+    "alignment head", "model.alignment.kind", ("ash_neuro.models.hierarchical_alignment",)
+)
+IMAGE_DECODERS: Registry = Registry(
+    "image decoder", "model.mim.kind", ("ash_neuro.models.masked_image_decoder",)
+)
 LOSSES: Registry = Registry(
     "loss",
     "loss.weights",
@@ -131,6 +140,9 @@ LOSSES: Registry = Registry(
             "neuron_rate",
             "hypersphere",  # visual_sphere, text_sphere
             "amc",
+            "hitc",
+            "concept_tagging",
+            "mim",
         )
     ),
 )

@@ -17,7 +17,8 @@ import torch
 
 from ash_neuro.config import Config, load_config
 from ash_neuro.data.anchors import AnchorCollator
-from ash_neuro.data.datasets import CaptionDataset, Collator, retrieval_split
+from ash_neuro.data.concepts import with_concept_targets, with_concept_vocabulary
+from ash_neuro.data.datasets import CaptionDataset, Collator, first_images, retrieval_split
 from ash_neuro.data.sources import check_world, configured_source, data_identity
 from ash_neuro.errors import cli_entry
 from ash_neuro.loop import add_run_arguments, fit, resolve_resume, run_overrides, run_session
@@ -62,8 +63,9 @@ def train(cfg: Config, out: Path, resume: bool = False) -> dict:
     check_world(cfg)
     data = data_identity(cfg)
     with run_session(cfg, out) as (device, dist):
-        state = resolve_resume(out, resume, cfg, PRETRAIN, data)
         source = configured_source(cfg, "train")
+        cfg = with_concept_vocabulary(cfg, source)  # the checkpoint's config keeps the words
+        state = resolve_resume(out, resume, cfg, PRETRAIN, data)
         tokenizer = run_tokenizer(cfg)
         dataset = CaptionDataset(
             source,
@@ -72,10 +74,12 @@ def train(cfg: Config, out: Path, resume: bool = False) -> dict:
             cfg.model.text.max_len,
             caption="random",
             with_panoptic=reads_instance_maps(cfg, source),
-            max_images=cfg.train.max_images,
         )
+        dataset = with_concept_targets(first_images(dataset, cfg.train.image_fraction), cfg, source)
         model = build_model(cfg, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
         freeze(model, cfg.train.freeze)
+        if model.concepts is not None:
+            model.concepts.set_words(tokenizer)
         model.to(device)
         objective = PretrainingObjective(model, cfg.loss, tokenizer)
         collate: Collator = Collator(tokenizer, cfg.model.text.max_len)

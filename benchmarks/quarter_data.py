@@ -3,16 +3,17 @@ gains on visual entailment and referring expressions, with less pre-training dat
 the procedural world against ASH-Nets and the ANN-only baseline, mean ± std over seeds.
 
 Each method and seed pre-trains on the first quarter of the training images of `methods.py`'s
-reduced world (`train.max_images`: 500 of its 2,000; the same 120 steps, so each image is seen
-about four times as often), then fine-tunes on visual entailment and grounding with the whole
-training split (`downstream.py`'s `run_task`, `configs/finetune.yaml`) and is evaluated on the
+reduced world (`train.image_fraction` 0.25: 500 of its 2,000; the same 120 steps, so each
+image is seen about four times as often), then fine-tunes on visual entailment and grounding
+with the whole training split (`downstream.py`'s `run_task`, `configs/finetune.yaml`) and is
+evaluated on the
 test split. Every other setting is `methods.py`'s (lr 1e-3 after 10 warm-up steps, 30
 fine-tuning steps, one thread); its table's full-data VE and grounding, where `methods.py` has
 run with the same budget in `--full` (default runs/bench_methods), are printed beside. Per
 column, each method's difference from the others is stated as inside the seed spread (the
 mean ± std intervals overlap) or outside it. Runs resume (results.json).
 
-    .venv/bin/python benchmarks/quarter_data.py [--seeds 0,1,2] [--images 500] [--steps 120]
+    .venv/bin/python benchmarks/quarter_data.py [--seeds 0,1,2] [--fraction 0.25] [--steps 120]
         [--finetune-steps 30] [--methods CMAL,ASH-Nets,ANN-only] [--out runs/bench_quarter]
 """
 
@@ -41,16 +42,16 @@ COLUMNS = [("VE", "ve"), ("grounding", "grounding")]
 
 
 def run_method(
-    config: str, seed: int, world: Path, out: Path, images: int, steps: int, ft_steps: int
+    config: str, seed: int, world: Path, out: Path, fraction: float, steps: int, ft_steps: int
 ) -> dict:
-    """Pre-train `config` with `seed` on the first `images` training images, fine-tune and
+    """Pre-train `config` with `seed` on the first `fraction` of the training images, fine-tune and
     evaluate VE and grounding; returns the row's values."""
     overrides = [*WORLD, f"world.path={world}", f"train.seed={seed}", *THREADS]
     # epochs=steps: the step budget binds, not the configs' 4 epochs (28 steps of 500 images)
     pretrain = [
         *PRETRAIN,
         f"train.max_steps={steps}",
-        f"train.max_images={images}",
+        f"train.image_fraction={fraction}",
         f"train.epochs={steps}",
     ]
     metrics = train(load_config(config, [*overrides, *pretrain]), out / "pretrain", resume=True)
@@ -75,9 +76,10 @@ def full_data(path: Path, seeds: list[int], budget: tuple) -> dict[str, dict[str
     return out
 
 
-def print_table(quarter: dict, full: dict, seeds: list[int], images: int) -> None:
+def print_table(quarter: dict, full: dict, seeds: list[int], fraction: float) -> None:
     print(
-        f"| method | VE, {images} images | grounding, {images} images | VE, all | grounding, all |"
+        f"| method | VE, {fraction:.0%} of the images | grounding, {fraction:.0%} of the images "
+        "| VE, all | grounding, all |"
     )
     print("| --- | --- | --- | --- | --- |")
     for name, values in quarter.items():
@@ -96,7 +98,9 @@ def print_table(quarter: dict, full: dict, seeds: list[int], images: int) -> Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated train.seed values")
-    parser.add_argument("--images", type=int, default=500, help="pre-training images")
+    parser.add_argument(
+        "--fraction", type=float, default=0.25, help="share of the training images pre-trained on"
+    )
     parser.add_argument("--steps", type=int, default=120, help="pre-training steps")
     parser.add_argument("--finetune-steps", type=int, default=30, help="steps per task")
     parser.add_argument("--methods", default=",".join(COMPARED))
@@ -116,9 +120,10 @@ def main() -> None:
     )
     saved = out / "results.json"
     results: dict = json.loads(saved.read_text()) if saved.exists() else {}
-    budget = [args.images, args.steps, args.finetune_steps]
+    budget = [args.fraction, args.steps, args.finetune_steps]
     print(
-        f"budget: pre-training on the first {args.images} training images of {WORLD[0]}, "
+        f"budget: pre-training on the first {args.fraction:.0%} of the training images of "
+        f"{WORLD[0]}, "
         f"{args.steps} steps; fine-tuning VE and grounding on every training image, "
         f"{args.finetune_steps} steps each; {' '.join(PRETRAIN)}; seeds {seeds}"
     )
@@ -135,7 +140,7 @@ def main() -> None:
                 seed,
                 world,
                 out / name / str(seed),
-                args.images,
+                args.fraction,
                 args.steps,
                 args.finetune_steps,
             )
@@ -147,7 +152,7 @@ def main() -> None:
         for name in chosen
     }
     full = full_data(Path(args.full) / "results.json", seeds, (args.steps, args.finetune_steps))
-    print_table(quarter, full, seeds, args.images)
+    print_table(quarter, full, seeds, args.fraction)
 
 
 if __name__ == "__main__":

@@ -14,15 +14,18 @@ from ash_neuro.errors import ConfigError
 from ash_neuro.models.factory import build_model, build_task_model
 from ash_neuro.registry import (
     ADAPTERS,
+    ALIGNMENT_HEADS,
     ANCHOR_SOURCES,
     ASSOCIATIVE_PROMPTS,
     FUSION_ENCODERS,
     GRAPH_ENCODERS,
+    IMAGE_DECODERS,
     LOSSES,
     SPIKE_CODINGS,
     SPIKING_ENCODERS,
     TASKS,
     TEXT_ENCODERS,
+    VISUAL_CONCEPTS,
     VISUAL_ENCODERS,
     Registry,
 )
@@ -36,6 +39,9 @@ BUILT_IN = {
     GRAPH_ENCODERS: ("none", "gat"),
     ADAPTERS: ("concat", "ratio"),
     FUSION_ENCODERS: ("cross_attention", "albef", "unified"),
+    VISUAL_CONCEPTS: ("none", "tagged"),
+    ALIGNMENT_HEADS: ("none", "hierarchical"),
+    IMAGE_DECODERS: ("none", "mae"),
     LOSSES: (
         "itc",
         "itm",
@@ -48,6 +54,9 @@ BUILT_IN = {
         "visual_sphere",
         "text_sphere",
         "amc",
+        "hitc",
+        "concept_tagging",
+        "mim",
     ),
     ANCHOR_SOURCES: ("tags", "caption"),
     ASSOCIATIVE_PROMPTS: ("swap",),

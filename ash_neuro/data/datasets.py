@@ -40,6 +40,7 @@ max_len; K = max_instances, 6 for the procedural world):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,9 +48,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
-from ash_neuro.data.records import Source
+from ash_neuro.data.records import NLVRRecord, Source
 from ash_neuro.data.world_file import WorldSource
 from ash_neuro.errors import AshError
 
@@ -124,6 +125,13 @@ class TaskDataset(Dataset):
             raise AshError("this dataset was built without a tokenizer; pass one to build batches")
         return Collator(self.tokenizer, self.max_len)
 
+    def item_images(self, index: int) -> tuple[int, ...]:
+        """The image indices item `index` reads, without reading them."""
+        record = self.records[index]
+        if isinstance(record, NLVRRecord):
+            return record.image_a, record.image_b
+        return (record.image,)
+
     def image_fields(self, index: int, suffix: str = "") -> dict:
         fields = {
             f"image{suffix}": self.source.image(index),
@@ -144,7 +152,6 @@ class CaptionDataset(TaskDataset):
     caption="random": one item per image with one of its captions, drawn per (seed, epoch,
     index); call `set_epoch` before each epoch (DataLoader workers pick it up when the loader's
     iterator is created, so not with persistent_workers). caption="all": one item per caption.
-    `max_images`: only the first N images of the split with captions (0: all).
     """
 
     table = "captions"
@@ -158,15 +165,11 @@ class CaptionDataset(TaskDataset):
         caption: str = "random",
         seed: int = 0,
         with_panoptic: bool = False,
-        max_images: int = 0,
     ) -> None:
         super().__init__(source, split, tokenizer, max_len, with_panoptic)
         if caption not in ("random", "all"):
             raise AshError(f"caption={caption!r}: choose 'random' or 'all'")
         self.mode, self.seed = caption, seed
-        if max_images:
-            kept = set(sorted({record.image for record in self.records})[:max_images])
-            self.records = [record for record in self.records if record.image in kept]
         per_image: dict[int, list[int]] = {}
         for row, record in enumerate(self.records):
             per_image.setdefault(record.image, []).append(row)
@@ -182,6 +185,11 @@ class CaptionDataset(TaskDataset):
 
     def __len__(self) -> int:
         return len(self.records) if self.mode == "all" else len(self.image_ids)
+
+    def item_images(self, index: int) -> tuple[int, ...]:
+        if self.mode == "all":
+            return super().item_images(index)
+        return (self.image_ids[index],)
 
     def __getitem__(self, index: int) -> dict:
         if self.mode == "all":
@@ -255,6 +263,34 @@ class GroundingDataset(TaskDataset):
             "candidate_mask": np.arange(self.max_instances) < n,
             "target_index": np.int64(r.target),
         }
+
+
+class FirstImages(Subset):
+    """The items of a task dataset that read only its split's first `count` images (each item
+    keeps its index); `set_epoch` reaches the dataset."""
+
+    def __init__(self, dataset: TaskDataset, count: int) -> None:
+        rows = [i for i in range(len(dataset)) if max(dataset.item_images(i)) < count]
+        super().__init__(dataset, rows)
+        self.count = count
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+
+def first_images(dataset: TaskDataset, fraction: float) -> Dataset:
+    """`dataset` restricted to the first ceil(`fraction` * N) of its split's N images
+    (`train.image_fraction`); the whole dataset when `fraction` is 1."""
+    if fraction >= 1:
+        return dataset
+    subset = FirstImages(dataset, math.ceil(fraction * len(dataset.source)))
+    if not len(subset):
+        raise AshError(
+            f"train.image_fraction={fraction} keeps {subset.count} of {len(dataset.source)} "
+            "images and no example reads only those; raise it"
+        )
+    return subset
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,11 @@ class Loss:
     # what it reads from a batch beyond images and captions ("anchors": the batches come from
     # `ash_neuro.data.anchors.AnchorCollator`)
     batch_needs: ClassVar[frozenset[str]] = frozenset()
+    # the config key of the optional component that produces what the loss needs (e.g.
+    # "model.alignment.kind"): with a positive weight and no such component the objective stops
+    # with a one-line error instead of skipping the loss; None: skipped silently (the spiking
+    # losses of an ANN-only network)
+    component: ClassVar[str | None] = None
 
     def __init__(self, cfg: LossConfig) -> None:
         self.cfg = cfg

@@ -20,12 +20,20 @@ Pretrained backbones (`model.text.pretrained`, `model.visual.pretrained`) are re
 files, or rebuilt from a checkpoint's `backbones` records without them
 (`ash_neuro.models.backbones`); a fusion encoder that `takes_text_layers` (ALBEF's split) is
 built from the text encoder, whose upper layers it takes.
+
+ViCHA's parts are optional components (each "none" by default, built after every other part so
+that switching one on leaves the others' initialisation as it was): visual concepts
+(`model.concepts`, tokens appended after the adapter's, so the fusion encoder and the ITC
+pooling read them and the spiking encoder does not), the hierarchical alignment heads
+(`model.alignment`, read by the `hitc` loss) and the masked-image decoder (`model.mim`, read by
+the `mim` loss).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -40,12 +48,26 @@ from ash_neuro.models.outputs import (
     token_mean,
 )
 from ash_neuro.models.pretrained_text import copy_mlm_head
-from ash_neuro.registry import ADAPTERS, FUSION_ENCODERS, GRAPH_ENCODERS, SPIKING_ENCODERS
+from ash_neuro.registry import (
+    ADAPTERS,
+    ALIGNMENT_HEADS,
+    FUSION_ENCODERS,
+    GRAPH_ENCODERS,
+    IMAGE_DECODERS,
+    SPIKING_ENCODERS,
+    VISUAL_CONCEPTS,
+)
 
 # What a network can produce for the losses (`Loss.needs`): every network the first set, a
 # network with a spiking encoder the second too.
 OUTPUTS = frozenset({"visual", "text", "image_embed", "text_embed", "fused", "itm", "mlm"})
 SPIKING_OUTPUTS = frozenset({"spikes", "spike_rates", "spike_embed"})
+# what each optional component adds (the attribute that holds it, the outputs)
+COMPONENT_OUTPUTS = {
+    "concepts": frozenset({"concept_logits"}),
+    "alignment": frozenset({"layer_embeds"}),
+    "image_decoder": frozenset({"image_reconstruction"}),
+}
 
 
 class ASHNet(nn.Module):
@@ -96,6 +118,14 @@ class ASHNet(nn.Module):
         }
         # STUA's projection of the pooled spike rates into the text embedding space
         self.spike_embed_proj = None if spike_dim is None else nn.Linear(spike_dim, cfg.embed_dim)
+        # ViCHA's optional parts, last: the parts above initialise as they do without them
+        self.concepts = VISUAL_CONCEPTS.get(cfg.concepts.kind)(
+            cfg.concepts, vdim, width, pad_token_id
+        )
+        self.alignment = ALIGNMENT_HEADS.get(cfg.alignment.kind)(
+            cfg.alignment, vdim, width, cfg.embed_dim
+        )
+        self.image_decoder = IMAGE_DECODERS.get(cfg.mim.kind)(cfg.mim, cfg.visual, image_size)
 
     @property
     def hybrid(self) -> bool:
@@ -106,8 +136,11 @@ class ASHNet(nn.Module):
     def outputs(self) -> frozenset[str]:
         """The named outputs this network produces (what a loss may declare it `needs`); a
         fusion encoder may add its own (`outputs`: the unified encoder's "spheres", "amc")."""
-        own = OUTPUTS | SPIKING_OUTPUTS if self.hybrid else OUTPUTS
-        return own | getattr(self.fusion_encoder, "outputs", frozenset())
+        names = OUTPUTS | SPIKING_OUTPUTS if self.hybrid else OUTPUTS
+        for part, outputs in COMPONENT_OUTPUTS.items():
+            if getattr(self, part) is not None:
+                names |= outputs
+        return names | getattr(self.fusion_encoder, "outputs", frozenset())
 
     def encode_image(self, image: Tensor, instance_map: Tensor | None = None) -> VisualOutput:
         """`(B, 3, H, W)` float in [0, 1] (and, for encoders that read it, the panoptic
@@ -138,6 +171,12 @@ class ASHNet(nn.Module):
                     f"{features.mask.shape[1]} masked feature rows"
                 )
             mask = features.mask.repeat(1, blocks)
+        concept_logits = None
+        if self.concepts is not None:  # appended after the blocks the grids locate
+            concepts, concept_logits = self.concepts(features, self.text_encoder.word_embeddings)
+            tokens = torch.cat([tokens, concepts], dim=1)
+            if mask is not None:
+                mask = torch.cat([mask, mask.new_ones(concepts.shape[:2])], dim=1)
         return VisualOutput(
             tokens=tokens,
             grids=grids,
@@ -146,6 +185,7 @@ class ASHNet(nn.Module):
             image_embed=self.itc.embed_image(token_mean(tokens, mask)),
             spike_embed=spike_embed,
             mask=mask,
+            concept_logits=concept_logits,
         )
 
     def encode_text(self, ids: Tensor, mask: Tensor) -> TextOutput:

@@ -137,6 +137,8 @@ class VisualOutput:
     image_embed  `(B, embed_dim)` ITC embedding, unit norm
     spike_embed  `(B, embed_dim)` STUA embedding of the pooled spike rates, unit norm, or None
     mask         `(B, n')` bool, True on real joined tokens; None when every token is real
+    concept_logits  `(B, V)` the visual-concept tagger's score of each concept word, or None
+                 without visual concepts (their tokens are the last ones of `tokens`)
     """
 
     tokens: Tensor
@@ -146,6 +148,7 @@ class VisualOutput:
     image_embed: Tensor
     spike_embed: Tensor | None = None
     mask: Tensor | None = None
+    concept_logits: Tensor | None = None
 
     @property
     def spikes(self) -> Tensor | None:
@@ -169,6 +172,7 @@ class VisualOutput:
             image_embed=self.image_embed[rows],
             spike_embed=None if self.spike_embed is None else self.spike_embed[rows],
             mask=None if self.mask is None else self.mask[rows],
+            concept_logits=None if self.concept_logits is None else self.concept_logits[rows],
         )
 
     @staticmethod
@@ -187,6 +191,9 @@ class VisualOutput:
             if first.spike_embed is None
             else torch.cat([p.spike_embed for p in parts]),
             mask=None if first.mask is None else torch.cat([p.mask for p in parts]),
+            concept_logits=None
+            if first.concept_logits is None
+            else torch.cat([p.concept_logits for p in parts]),
         )
 
 

@@ -46,6 +46,11 @@ class TextEncoder(nn.Module):
         self.model = model
         self.width: int = model.config.hidden_size
 
+    @property
+    def word_embeddings(self) -> nn.Embedding:
+        """The token embedding table (visual concepts embed their words with it)."""
+        return self.model.get_input_embeddings()
+
     @classmethod
     def build(cls, cfg: TextConfig, vocab_size: int, pad_token_id: int = 0) -> TextEncoder:
         return TEXT_ENCODERS.get(cfg.kind)(cfg, vocab_size, pad_token_id)

@@ -61,9 +61,10 @@ class VisualConcreteEncoder(nn.Module):
         """Tokens per image, [CLS] included."""
         return 1 + self.n_patches
 
-    def forward(self, image: Tensor, instance_map: Tensor | None = None) -> VisualFeatures:
-        """`(batch, 3, H, W)` in [0, 1] -> tokens `(batch, 1 + n_patches, dim)` and hidden
-        states (patches need no instance map)."""
+    def embed(self, image: Tensor) -> Tensor:
+        """`(batch, 3, H, W)` in [0, 1] -> the embedded input `(batch, 1 + n_patches, dim)`:
+        [CLS] then the patches, positions added (masked image modelling keeps a subset of its
+        patch rows before `run_blocks`)."""
         if image.shape[-2:] != (self.image_size, self.image_size):
             raise ValueError(
                 f"expected images of {self.image_size}x{self.image_size}, got "
@@ -72,7 +73,18 @@ class VisualConcreteEncoder(nn.Module):
         x = self.patch_embed((image - PIXEL_MEAN) / PIXEL_STD)
         x = x.flatten(2).transpose(1, 2)
         cls = self.cls_token.expand(x.shape[0], -1, -1)
-        hidden = [torch.cat([cls, x], dim=1) + self.pos_embed]
-        for block in self.blocks.layers:  # what nn.TransformerEncoder does, keeping each output
+        return torch.cat([cls, x], dim=1) + self.pos_embed
+
+    def run_blocks(self, x: Tensor) -> list[Tensor]:
+        """Embedded tokens `(batch, n, dim)` -> `[x, block 1's output, ...]` (before the final
+        norm), what nn.TransformerEncoder computes, keeping each output."""
+        hidden = [x]
+        for block in self.blocks.layers:
             hidden.append(block(hidden[-1]))
+        return hidden
+
+    def forward(self, image: Tensor, instance_map: Tensor | None = None) -> VisualFeatures:
+        """`(batch, 3, H, W)` in [0, 1] -> tokens `(batch, 1 + n_patches, dim)` and hidden
+        states (patches need no instance map)."""
+        hidden = self.run_blocks(self.embed(image))
         return VisualFeatures(self.norm(hidden[-1]), tuple(hidden), self.grid)

@@ -74,17 +74,6 @@ def test_caption_choice_is_per_epoch_and_reproducible(tiny_world):
     assert len(every) > len(a) and set(first) <= set(texts(every))
 
 
-def test_max_images_keeps_the_first_images_of_the_split(tiny_world):
-    """Pre-training on a part of the world (`train.max_images`): the first N images with
-    all their captions, whichever caption mode."""
-    full = CaptionDataset(tiny_world, "train", caption="all")
-    part = CaptionDataset(tiny_world, "train", max_images=24)
-    assert part.image_ids == list(range(24)) and len(part) == 24
-    assert {part[i]["image_id"] for i in range(24)} == set(range(24))
-    every = CaptionDataset(tiny_world, "train", caption="all", max_images=24)
-    assert [r.text for r in every.records] == [r.text for r in full.records if r.image < 24]
-
-
 def test_vqa_batches_with_soft_scores(tiny_world, tokenizer):
     ds = VQADataset(tiny_world, "train", tokenizer, MAX_LEN)
     batch = first_batch(ds)

@@ -28,17 +28,25 @@ def make_run(folder, cfg, seed=0, task=None):
     torch.manual_seed(seed)
     if task is None:
         model = build_model(cfg, len(tokenizer), tokenizer.pad_token_id)
+        set_concept_words(model, tokenizer)
         ckpt = save_model_checkpoint(folder / "ckpt.pt", cfg, model, tokenizer)
     else:
         cfg = override_config(cfg, [f"finetune.task={task}"])
         handler = TASKS.get(task)(cfg)
         answers = handler.answers(handler.dataset(configured_source(cfg, "train"), "train"))
         model = build_task_model(cfg, len(tokenizer), tokenizer.pad_token_id, answers)
+        set_concept_words(model.backbone, tokenizer)
         ckpt = save_model_checkpoint(
             folder / "ckpt.pt", cfg, model, tokenizer, task=task, answers=answers
         )
     export_checkpoint(ckpt, folder / "encoder.nir", samples=2)
     return ckpt, folder / "encoder.nir"
+
+
+def set_concept_words(backbone, tokenizer) -> None:
+    """What pre-training does for a network with visual concepts (configs/vicha.yaml)."""
+    if backbone.concepts is not None:
+        backbone.concepts.set_words(tokenizer)
 
 
 @pytest.fixture

@@ -155,8 +155,8 @@ def test_unknown_kinds_are_one_line_errors_listing_the_registered(tiny_world, tm
         train(tiny(tiny_world, "model.visual.kind=vitt"), tmp_path / "a")
     assert "vit" in VISUAL_ENCODERS.names()
     registered = (
-        "amc, itc, itm, mlm, neuron_rate, spike_contrastive, spike_rate, stl, stua, text_sphere, "
-        "visual_sphere"
+        "amc, concept_tagging, hitc, itc, itm, mim, mlm, neuron_rate, spike_contrastive, "
+        "spike_rate, stl, stua, text_sphere, visual_sphere"
     )
     with pytest.raises(
         ConfigError, match=f"loss.weights: unknown loss 'itcc'; registered: {registered}"

@@ -243,8 +243,9 @@ def test_an_unknown_loss_is_a_one_line_error_listing_the_losses(tiny_cfg, token_
     with pytest.raises(ConfigError) as info:
         enabled_losses(model, cfg)
     assert str(info.value) == (
-        "loss.weights: unknown loss 'itcc'; registered: amc, itc, itm, mlm, neuron_rate, "
-        "spike_contrastive, spike_rate, stl, stua, text_sphere, visual_sphere"
+        "loss.weights: unknown loss 'itcc'; registered: amc, concept_tagging, hitc, itc, itm, "
+        "mim, mlm, neuron_rate, spike_contrastive, spike_rate, stl, stua, text_sphere, "
+        "visual_sphere"
     )
 
 
