@@ -6,12 +6,11 @@ Each method and seed pre-trains on the first quarter of the training images of `
 reduced world (`train.image_fraction` 0.25: 500 of its 2,000; the same 120 steps, so each
 image is seen about four times as often), then fine-tunes on visual entailment and grounding
 with the whole training split (`downstream.py`'s `run_task`, `configs/finetune.yaml`) and is
-evaluated on the
-test split. Every other setting is `methods.py`'s (lr 1e-3 after 10 warm-up steps, 30
-fine-tuning steps, one thread); its table's full-data VE and grounding, where `methods.py` has
-run with the same budget in `--full` (default runs/bench_methods), are printed beside. Per
-column, each method's difference from the others is stated as inside the seed spread (the
-mean ± std intervals overlap) or outside it. Runs resume (results.json).
+evaluated on the test split. Every other setting is `methods.py`'s (lr 1e-3 after 10 warm-up
+steps, 30 fine-tuning steps, one thread); its table's full-data VE and grounding, where
+`methods.py` has run with the same budget in `--full` (default runs/bench_methods), are printed
+beside. Per column, each method's difference from the others is stated as inside the seed
+spread (the mean ± std intervals overlap) or outside it. Runs resume (results.json).
 
     .venv/bin/python benchmarks/quarter_data.py [--seeds 0,1,2] [--fraction 0.25] [--steps 120]
         [--finetune-steps 30] [--methods CMAL,ASH-Nets,ANN-only] [--out runs/bench_quarter]
