@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from ash_neuro.config import FusionConfig
 from ash_neuro.errors import ConfigError
-from ash_neuro.models.fusion_encoder import merge_heads, split_heads
+from ash_neuro.models.fusion_encoder import check_pairing, cross_attend, merge_heads, split_heads
 from ash_neuro.registry import FUSION_ENCODERS
 
 
@@ -135,18 +135,6 @@ class ALBEFFusion(nn.Module):
         visual_index: Tensor | None = None,
         visual_mask: Tensor | None = None,
     ) -> Tensor:
-        if visual_index is None and len(visual_tokens) != len(text_hidden):
-            raise ValueError(
-                f"{len(text_hidden)} texts and {len(visual_tokens)} images: pass visual_index"
-            )
-        attend = (text_mask != 0)[:, None, None, :]
+        check_pairing(text_hidden, visual_tokens, visual_index)
         visual = self.visual_proj(visual_tokens)
-        visual_attend = None
-        if visual_mask is not None:
-            if visual_index is not None:
-                visual_mask = visual_mask.index_select(0, visual_index)
-            visual_attend = visual_mask[:, None, None, :]
-        x = text_hidden
-        for layer in self.layers:
-            x = layer(x, attend, visual, visual_index, visual_attend)
-        return x
+        return cross_attend(self.layers, text_hidden, text_mask, visual, visual_index, visual_mask)

@@ -82,6 +82,36 @@ class FusionLayer(nn.Module):
         return x + self.ffn(self.ffn_norm(x))
 
 
+def check_pairing(text_hidden: Tensor, visual_tokens: Tensor, visual_index: Tensor | None) -> None:
+    """Texts read their own image unless `visual_index` says which image each reads."""
+    if visual_index is None and len(visual_tokens) != len(text_hidden):
+        raise ValueError(
+            f"{len(text_hidden)} texts and {len(visual_tokens)} images: pass visual_index"
+        )
+
+
+def cross_attend(
+    layers: nn.ModuleList,
+    text_hidden: Tensor,
+    text_mask: Tensor,
+    visual: Tensor,
+    visual_index: Tensor | None,
+    visual_mask: Tensor | None,
+) -> Tensor:
+    """Run text through `layers` of self- plus cross-attention to the (projected) visual tokens
+    `visual`, padded text and visual positions masked; shared by every cross-attention fusion."""
+    attend = (text_mask != 0)[:, None, None, :]
+    visual_attend = None
+    if visual_mask is not None:
+        if visual_index is not None:
+            visual_mask = visual_mask.index_select(0, visual_index)
+        visual_attend = visual_mask[:, None, None, :]
+    x = text_hidden
+    for layer in layers:
+        x = layer(x, attend, visual, visual_index, visual_attend)
+    return x
+
+
 @FUSION_ENCODERS.register("cross_attention")
 class FusionEncoder(nn.Module):
     """(text `(B, L, width)`, mask `(B, L)`, visual `(B_img, n, visual_width)`
@@ -103,18 +133,7 @@ class FusionEncoder(nn.Module):
         visual_index: Tensor | None = None,
         visual_mask: Tensor | None = None,
     ) -> Tensor:
-        if visual_index is None and len(visual_tokens) != len(text_hidden):
-            raise ValueError(
-                f"{len(text_hidden)} texts and {len(visual_tokens)} images: pass visual_index"
-            )
-        attend = (text_mask != 0)[:, None, None, :]
+        check_pairing(text_hidden, visual_tokens, visual_index)
         visual = self.visual_proj(visual_tokens)
-        visual_attend = None
-        if visual_mask is not None:
-            if visual_index is not None:
-                visual_mask = visual_mask.index_select(0, visual_index)
-            visual_attend = visual_mask[:, None, None, :]
-        x = text_hidden
-        for layer in self.layers:
-            x = layer(x, attend, visual, visual_index, visual_attend)
+        x = cross_attend(self.layers, text_hidden, text_mask, visual, visual_index, visual_mask)
         return self.norm(x)

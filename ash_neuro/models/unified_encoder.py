@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from ash_neuro.config import FusionConfig
 from ash_neuro.models.amc_head import AssociativeMappingHead
-from ash_neuro.models.fusion_encoder import merge_heads, split_heads
+from ash_neuro.models.fusion_encoder import check_pairing, merge_heads, split_heads
 from ash_neuro.models.hypersphere import Hypersphere
 from ash_neuro.registry import FUSION_ENCODERS
 
@@ -155,10 +155,7 @@ class UnifiedSemanticEncoder(nn.Module):
         visual_index: Tensor | None = None,
         visual_mask: Tensor | None = None,
     ) -> Tensor:
-        if visual_index is None and len(visual_tokens) != len(text_hidden):
-            raise ValueError(
-                f"{len(text_hidden)} texts and {len(visual_tokens)} images: pass visual_index"
-            )
+        check_pairing(text_hidden, visual_tokens, visual_index)
         visual = self.visual_sphere(visual_tokens)  # once per image, however many texts read it
         if visual_index is not None:
             visual = visual.index_select(0, visual_index)
