@@ -43,6 +43,23 @@ def make_run(folder, cfg, seed=0, task=None):
     return ckpt, folder / "encoder.nir"
 
 
+def deploy_equal_to_norse_and_evaluate(ckpt, graph, task):
+    """Deploy 6 test examples of `task` in floating_pt and check what every method's deployment
+    must give: spiking layers not silent, 100% spike agreement in every layer, Lava's metrics
+    equal to Norse's and Norse's to the plain PyTorch evaluation of the same examples."""
+    record = deploy(ckpt, graph, task, limit=6, modes=("floating_pt",), device="cpu")[0]
+    assert sum(record.norse.firing_rates.values()) > 0  # not a vacuous comparison
+    floating = record.modes["floating_pt"]
+    assert dict(floating.agreement.layers) == {"lif1": 1.0, "lif2": 1.0}
+    assert floating.agreement.overall == 1.0
+    assert floating.metrics == record.norse.metrics
+    plain = evaluate_checkpoint(ckpt, task, split="test", limit=6, overrides=["train.device=cpu"])
+    assert record.n_examples == plain["n_examples"] > 0
+    for key, value in plain["metrics"].items():
+        assert record.norse.metrics[key] == pytest.approx(value, abs=1e-6)
+    return record
+
+
 def set_concept_words(backbone, tokenizer) -> None:
     """What pre-training does for a network with visual concepts (configs/vicha.yaml)."""
     if backbone.concepts is not None:
@@ -180,16 +197,8 @@ def test_every_task_deploys_with_lava_equal_to_norse_and_to_evaluate(
     spike agreement its metrics equal Norse's, and Norse's equal the plain PyTorch evaluation
     (`python -m ash_neuro.evaluate`, the backbone's own encode_image) of the same examples."""
     ckpt, graph = make_run(tmp_path, tiny_config, task=None if task == "retrieval" else task)
-    record = deploy(ckpt, graph, task, limit=6, modes=("floating_pt",), device="cpu")[0]
-    floating = record.modes["floating_pt"]
-    assert sum(record.norse.firing_rates.values()) > 0
-    assert floating.agreement.overall == 1.0
-    assert floating.metrics == record.norse.metrics
-    plain = evaluate_checkpoint(ckpt, task, split="test", limit=6, overrides=["train.device=cpu"])
-    assert record.n_examples == plain["n_examples"] > 0
+    record = deploy_equal_to_norse_and_evaluate(ckpt, graph, task)
     assert record.main_metric == TASKS.get(task).main_metric
-    for key, value in plain["metrics"].items():
-        assert record.norse.metrics[key] == pytest.approx(value, abs=1e-6)
 
 
 def test_fixed_pt_runs_every_chunk_on_the_same_integers(lava, tiny_run):

@@ -7,11 +7,9 @@ from __future__ import annotations
 import pytest
 
 from ash_neuro.config import load_config
-from ash_neuro.deploy.run import deploy
-from ash_neuro.evaluate import evaluate_checkpoint
 from ash_neuro.models.panoptic_instance_encoder import PanopticInstanceEncoder
 from tests.conftest import ROOT, TINY_MODEL, TINY_TRAIN, TINY_WORLD
-from tests.hardware.test_deploy import make_run
+from tests.hardware.test_deploy import deploy_equal_to_norse_and_evaluate, make_run
 
 
 @pytest.fixture
@@ -27,14 +25,5 @@ def test_gshn_deploys_with_full_agreement(lava, gshn_config, tmp_path, monkeypat
 
     monkeypatch.setattr(PanopticInstanceEncoder, "fallback_map", forbidden)
     ckpt, graph = make_run(tmp_path, gshn_config, task=None if task == "retrieval" else task)
-    record = deploy(ckpt, graph, task, limit=6, modes=("floating_pt",), device="cpu")[0]
+    record = deploy_equal_to_norse_and_evaluate(ckpt, graph, task)
     assert record.rows_per_image == 8  # K instance rows per image, padded ones included
-    assert sum(record.norse.firing_rates.values()) > 0  # not a vacuous comparison
-    floating = record.modes["floating_pt"]
-    assert dict(floating.agreement.layers) == {"lif1": 1.0, "lif2": 1.0}
-    assert floating.agreement.overall == 1.0
-    assert floating.metrics == record.norse.metrics
-    plain = evaluate_checkpoint(ckpt, task, split="test", limit=6, overrides=["train.device=cpu"])
-    assert record.n_examples == plain["n_examples"] > 0
-    for key, value in plain["metrics"].items():
-        assert record.norse.metrics[key] == pytest.approx(value, abs=1e-6)
