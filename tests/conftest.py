@@ -89,6 +89,27 @@ def save_model_checkpoint(
     return save_checkpoint({**description, "model": model.state_dict()}, path)
 
 
+def finetune_and_evaluate(init: Path, world: Path, task: str, out: Path) -> dict:
+    """Fine-tune `task` for 2 steps from the pre-training checkpoint `init` on `world`, then
+    evaluate 8 test examples: the report must be the task's, not empty and finite (how every
+    method's tests show that all five tasks run from its checkpoint)."""
+    import math
+
+    from ash_neuro import finetune as finetune_module
+    from ash_neuro.evaluate import evaluate_checkpoint
+
+    overrides = [*TINY_WORLD, *TINY_TRAIN, f"world.path={world}", f"finetune.task={task}"]
+    overrides += ["train.max_steps=2", "train.batch_size=8"]
+    cfg, loaded = finetune_module.finetune_config(
+        ROOT / "configs" / "finetune.yaml", overrides, init
+    )
+    finetune_module.finetune(cfg, out, init, loaded=loaded)
+    report = evaluate_checkpoint(out / "ckpt.pt", split="test", limit=8)
+    assert report["task"] == task and report["n_examples"] > 0
+    assert all(math.isfinite(v) for v in report["metrics"].values())
+    return report
+
+
 def small_tokenizer():
     """A WordPiece tokenizer of a few dozen tokens, fitted to a few captions."""
     from ash_neuro.data.tokenizer import as_fast_tokenizer, train_tokenizer

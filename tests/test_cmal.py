@@ -11,17 +11,15 @@ import math
 import pytest
 import torch
 
-from ash_neuro import finetune as finetune_module
 from ash_neuro.checkpoint import load_checkpoint
 from ash_neuro.config import load_config
 from ash_neuro.data.anchors import AnchorCollator
-from ash_neuro.evaluate import evaluate_checkpoint
 from ash_neuro.models.factory import load_model
 from ash_neuro.models.unified_encoder import UnifiedSemanticEncoder
 from ash_neuro.nir_export.contract import read_sidecar
 from ash_neuro.nir_export.from_checkpoint import export_checkpoint
 from ash_neuro.train import train
-from tests.conftest import ROOT, TINY_MODEL, TINY_TRAIN, TINY_WORLD
+from tests.conftest import ROOT, TINY_MODEL, TINY_TRAIN, TINY_WORLD, finetune_and_evaluate
 from tests.data.readers import reader_fixtures
 
 TASKS = ("retrieval", "vqa", "nlvr", "ve", "grounding")
@@ -77,16 +75,7 @@ def test_two_training_steps_of_configs_cmal(cmal_run):
 def test_every_task_fine_tunes_and_evaluates_from_a_cmal_checkpoint(
     task, tiny_world, cmal_run, tmp_path
 ):
-    init = cmal_run[0] / "ckpt.pt"
-    overrides = [*TINY_WORLD, *TINY_TRAIN, f"world.path={tiny_world}", f"finetune.task={task}"]
-    overrides += ["train.max_steps=2", "train.batch_size=8"]
-    cfg, loaded = finetune_module.finetune_config(
-        ROOT / "configs" / "finetune.yaml", overrides, init
-    )
-    finetune_module.finetune(cfg, tmp_path, init, loaded=loaded)
-    report = evaluate_checkpoint(tmp_path / "ckpt.pt", split="test", limit=8)
-    assert report["task"] == task and report["n_examples"] > 0
-    assert all(math.isfinite(v) for v in report["metrics"].values())
+    finetune_and_evaluate(cmal_run[0] / "ckpt.pt", tiny_world, task, tmp_path)
 
 
 def test_the_spiking_encoder_over_the_objects_exports(cmal_run, tmp_path):

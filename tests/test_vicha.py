@@ -11,7 +11,6 @@ import math
 import pytest
 import torch
 
-from ash_neuro import finetune as finetune_module
 from ash_neuro.checkpoint import load_checkpoint
 from ash_neuro.config import load_config
 from ash_neuro.data.concepts import with_concept_targets
@@ -19,13 +18,12 @@ from ash_neuro.data.datasets import CaptionDataset, Collator
 from ash_neuro.data.tokenizer import load_world_tokenizer
 from ash_neuro.data.world_file import WorldSource
 from ash_neuro.errors import ConfigError
-from ash_neuro.evaluate import evaluate_checkpoint
 from ash_neuro.models.factory import build_model, load_model
 from ash_neuro.nir_export.contract import read_sidecar
 from ash_neuro.nir_export.from_checkpoint import export_checkpoint
 from ash_neuro.objective import PretrainingObjective
 from ash_neuro.train import train
-from tests.conftest import ROOT, TINY_MODEL, TINY_TRAIN, TINY_WORLD
+from tests.conftest import ROOT, TINY_MODEL, TINY_TRAIN, TINY_WORLD, finetune_and_evaluate
 
 TASKS = ("retrieval", "vqa", "nlvr", "ve", "grounding")
 # two blocks in each encoder: H-ITC pairs block 1 with layer 1 (the embedded input cannot pair)
@@ -110,16 +108,7 @@ def test_the_concept_tokens_follow_the_spiking_tokens(vicha_run, tiny_world):
 
 @pytest.mark.parametrize("task", TASKS)
 def test_every_task_fine_tunes_and_evaluates(task, tiny_world, vicha_run, tmp_path):
-    init = vicha_run[0] / "ckpt.pt"
-    overrides = [*TINY_WORLD, *TINY_TRAIN, f"world.path={tiny_world}", f"finetune.task={task}"]
-    overrides += ["train.max_steps=2", "train.batch_size=8"]
-    cfg, loaded = finetune_module.finetune_config(
-        ROOT / "configs" / "finetune.yaml", overrides, init
-    )
-    finetune_module.finetune(cfg, tmp_path, init, loaded=loaded)
-    report = evaluate_checkpoint(tmp_path / "ckpt.pt", split="test", limit=8)
-    assert report["task"] == task and report["n_examples"] > 0
-    assert all(math.isfinite(v) for v in report["metrics"].values())
+    finetune_and_evaluate(vicha_run[0] / "ckpt.pt", tiny_world, task, tmp_path)
 
 
 def test_export_keeps_the_defaults_contract(vicha_run, tiny_world, tmp_path):
