@@ -187,21 +187,10 @@ def test_a_pretrained_visual_backbone_sets_and_records_the_encoders_input_width(
     """A Hugging Face ViT folder (tiny, saved here; removed before the export: the checkpoint
     rebuilds it) as the visual encoder: the spiking encoder reads its 24-wide tokens and the
     contract says so."""
-    from transformers import ViTConfig, ViTModel
-
     from ash_neuro.models.backbones import resolve_backbones
+    from tests.models.test_pretrained_visual import tiny_vision
 
-    folder = tmp_path / "vit"
-    vit = ViTConfig(
-        image_size=32,
-        patch_size=8,
-        hidden_size=24,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=48,
-    )
-    torch.manual_seed(0)
-    ViTModel(vit).save_pretrained(folder)
+    folder = tiny_vision(tmp_path / "vit")
     cfg = load_config(
         ROOT / "configs" / "default.yaml", [*TINY, f"model.visual.pretrained={folder}"]
     )
